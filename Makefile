@@ -1,0 +1,37 @@
+# tipkit: `make book` builds the HTML book from real papermill runs; `make test` runs the tests.
+# Both create the virtual environment (.venv) when missing and reuse it when present.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.tipkit-installed
+SHOTS  ?= 1 2 4 8 16
+SEEDS  ?= 1
+export MPLBACKEND := Agg
+
+.PHONY: install test book runs report clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+runs: $(STAMP)
+	$(PY) -m tipkit execute notebooks/tip_adapter.ipynb --shots $(SHOTS) --seed $(SEEDS)
+
+report: runs
+	$(PY) -m tipkit report
+
+book: report
+	$(VENV)/bin/jupyter-book build . -n -W --keep-going
+	@echo "book: $(CURDIR)/_build/html/index.html"
+
+clean:
+	rm -rf _build _results .cache

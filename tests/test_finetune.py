@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+import torch
+
+from tipkit import config, data, pipeline
+from tipkit.cache import build_cache, l2_normalize
+from tipkit.errors import TipkitError
+from tipkit.finetune import finetune
+from tipkit.metrics import accuracy
+from tipkit.fusion import tip_logits
+
+
+def run_ft(problem, **kw):
+    keys, values = build_cache(problem["views"], problem["labels_k"], problem["C"])
+    q, y = problem["queries"], problem["labels_q"]
+    args = dict(epochs=6, lr=1e-2, batch_size=8, seed=1)
+    args.update(kw)
+    return finetune(problem["views"], problem["labels_k"], q[:30], y[:30], problem["W"], keys, values, 1.0, 3.0,
+                    **args), keys, values
+
+
+def test_keeps_the_epoch_with_best_validation_accuracy(problem):
+    r, keys, values = run_ft(problem)
+    vals = [h["val_acc"] for h in r.history]
+    assert len(vals) == 6
+    assert r.best_epoch == 1 + int(np.argmax(vals))  # first maximum
+    assert r.best_val_acc == max(vals)
+    q, y = problem["queries"][:30], problem["labels_q"][:30]
+    assert accuracy(tip_logits(q, problem["W"], r.keys, values, 1.0, 3.0), y) == pytest.approx(r.best_val_acc)
+    assert not torch.equal(r.keys, keys)  # the keys moved
+    assert r.history[-1]["lr"] < r.history[0]["lr"]  # cosine schedule
+
+
+def test_is_deterministic_per_seed(problem):
+    a, _, _ = run_ft(problem)
+    b, _, _ = run_ft(problem)
+    c, _, _ = run_ft(problem, seed=2)
+    assert torch.equal(a.keys, b.keys) and a.history == b.history
+    assert [h["loss"] for h in a.history] != [h["loss"] for h in c.history]
+
+
+def test_rejects_zero_epochs(problem):
+    with pytest.raises(TipkitError, match="epochs must be >= 1"):
+        run_ft(problem, epochs=0)
+
+
+class Untouchable(data.Split):
+    def image(self, i):
+        raise AssertionError("the test split was read during fitting")
+
+
+def test_fit_never_touches_the_test_split():
+    ds = data.get_dataset("synthetic")
+    t = ds.splits["test"]
+    ds.splits["test"] = Untouchable(t.name, t.labels, t.load, t.ids)
+    cfg = config.make_config(dataset="synthetic", pretrained="none", shots=2)
+    fitted = pipeline.fit(cfg, ds)  # all selection happens here
+    assert fitted.tip_f is not None and fitted.tip_f["best_epoch"] >= 1
+    with pytest.raises(AssertionError, match="test split was read"):
+        pipeline.evaluate(fitted)
+
+
+def test_same_config_and_seed_give_identical_numbers():
+    cfg = config.make_config(dataset="synthetic", pretrained="none", shots=3, seed=4)
+    a, b = pipeline.run(cfg), pipeline.run(cfg)
+    assert a["metrics"] == b["metrics"] and a["hyper"] == b["hyper"] and a["history"] == b["history"]
+    assert a["manifest"] == b["manifest"] and len(a["manifest"]) == 3 * 4

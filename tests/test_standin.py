@@ -1,0 +1,72 @@
+import json
+import re
+
+import pytest
+import torch
+
+from tipkit import paths, standin
+from tipkit.data import FASHION_CLASSES
+from tipkit.features import file_sha256, load_backbone
+from tipkit.standin import captions, card, train
+
+
+def test_checkpoint_is_committed_small_and_matches_its_card():
+    assert paths.STANDIN_CHECKPOINT.stat().st_size <= 20 * 2**20
+    data = json.loads(paths.STANDIN_CARD_DATA.read_text())
+    assert data["training"]["checkpoint_sha256"] == file_sha256(paths.STANDIN_CHECKPOINT)
+    assert data["evaluation"], "the card's accuracy table is measured, not empty"
+    md = card.CARD_MD.read_text()
+    assert md == card.render(data)  # the Markdown is exactly what the measured data renders to
+    assert "not CLIP" in md
+
+
+def test_loads_through_open_clip_pretrained_path():
+    import open_clip
+
+    standin.register()
+    model, _, preprocess = open_clip.create_model_and_transforms(standin.NAME, pretrained=str(paths.STANDIN_CHECKPOINT))
+    sd = torch.load(paths.STANDIN_CHECKPOINT, weights_only=True)
+    assert set(sd) == set(model.state_dict())
+    assert torch.equal(model.state_dict()["visual.proj"], sd["visual.proj"].float())
+    bb = load_backbone()  # the default is the stand-in, by the same route
+    assert bb.weights_id == f"sha256:{file_sha256(paths.STANDIN_CHECKPOINT)}"
+
+
+def test_captions_never_contain_canonical_class_names():
+    canon = [c.lower() for c in FASHION_CLASSES] + ["t-shirt", "ankle boot"]
+    words = [w for syns in captions.SYNONYMS for w in syns] + captions.TEMPLATES + captions.ADJECTIVES
+    for w in words:
+        for c in canon:
+            assert c not in w.lower(), (c, w)
+    import random
+
+    rng = random.Random(0)
+    caps = [captions.caption(i % 10, rng, noise=0.2) for i in range(2000)]
+    assert not any(re.search(c, cap) for c in canon for cap in caps)
+
+
+def test_caption_noise_rate():
+    import random
+
+    rng = random.Random(0)
+    own = sum(any(s in captions.caption(0, rng, noise=0.2) for s in captions.SYNONYMS[0]) for _ in range(4000))
+    assert 0.75 < own / 4000 < 0.85  # ~20 % of captions describe another class
+
+
+@pytest.mark.skipif(not paths.DEBIAN_FASHION_MNIST.exists(), reason="dataset-fashion-mnist not installed")
+def test_training_is_reproducible_for_a_fixed_seed(tmp_path):
+    r = train.Recipe(steps=3, batch_size=16, warmup=1)
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    train.train(r, out=a)
+    train.train(r, out=b)
+    assert file_sha256(a) == file_sha256(b)
+    c = tmp_path / "c.pt"
+    train.train(train.Recipe(steps=3, batch_size=16, warmup=1, seed=1), out=c)
+    assert file_sha256(a) != file_sha256(c)
+
+
+def test_augment_keeps_shape_and_range():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(8, 1, 28, 28)
+    y = train.augment(x, (0.5, 1.0), g)
+    assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 1

@@ -1,0 +1,125 @@
+"""``python -m tipkit``: run, execute (papermill), report, standin."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .config import FIELDS, RunConfig, load_yaml, make_config
+from .errors import TipkitError
+
+log = logging.getLogger("tipkit")
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML file of run settings (flags override it)")
+    d = RunConfig()
+    for name in ("dataset", "backbone", "pretrained", "device", "precision", "data_root", "out"):
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, help=f"(default: {getattr(d, name)})")
+    for name in ("shots", "seed", "augment_views", "epochs", "batch_size", "workers"):
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, help=f"(default: {getattr(d, name)})")
+    for name in ("init_alpha", "init_beta", "lr"):
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, help=f"(default: {getattr(d, name)})")
+    for name in ("search_scale", "search_step"):
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, nargs=2, type=float if name == "search_scale" else int,
+                       metavar=("BETA", "ALPHA"), help=f"(default: {getattr(d, name)})")
+    p.add_argument("--no-finetune", dest="finetune", action="store_false", default=None, help="skip Tip-Adapter-F")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    values = load_yaml(args.config) if args.config else {}
+    values.update({k: getattr(args, k) for k in FIELDS if getattr(args, k, None) is not None})
+    return make_config(**values)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import run, validate
+    from .report import METHOD_LABELS, write_record
+
+    cfg = config_from_args(args)
+    validate(cfg)
+    record = run(cfg)
+    path = write_record(record)
+    print(f"{'method':<16}{'val top-1':>10}{'test top-1':>11}")
+    for m, acc in record["metrics"]["test"].items():
+        print(f"{METHOD_LABELS[m]:<16}{record['metrics']['val'][m]:>10.2f}{acc:>11.2f}")
+    print(f"record: {path}")
+    return 0
+
+
+def cmd_execute(args: argparse.Namespace) -> int:
+    from .notebooks import execute_runs
+
+    failed = execute_runs(Path(args.notebook), shots=args.shots, seeds=args.seed, extra=dict(args.param or []),
+                          force=args.force)
+    return 1 if failed else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import aggregate
+
+    for p in aggregate(args.records, args.out):
+        print(p)
+    return 0
+
+
+def cmd_standin(args: argparse.Namespace) -> int:
+    from .standin import card, train
+
+    if args.action == "train":
+        recipe = train.Recipe(**({"steps": args.steps} if args.steps else {}))
+        summary = train.train(recipe, out=args.out)
+        card.save_training(summary)
+        print(f"wrote {args.out}")
+    else:
+        print(card.write_card())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import paths
+
+    ap = argparse.ArgumentParser(prog="python -m tipkit", description=__doc__)
+    ap.add_argument("-v", "--verbose", action="store_true")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="one run: zero-shot, Tip-Adapter, Tip-Adapter-F; writes a JSON record")
+    _add_run_flags(p)
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("execute", help="execute a parameterised notebook with papermill, one run per shots x seed")
+    p.add_argument("notebook")
+    p.add_argument("--shots", type=int, nargs="+", default=[16])
+    p.add_argument("--seed", type=int, nargs="+", default=[1])
+    p.add_argument("--param", nargs=2, action="append", metavar=("NAME", "VALUE"), help="extra notebook parameter")
+    p.add_argument("--force", action="store_true", help="re-run cells whose record exists")
+    p.set_defaults(func=cmd_execute)
+    p = sub.add_parser("report", help="aggregate run records into the book's CSV tables")
+    p.add_argument("--records", default=None, help="records folder (default: <results>/records)")
+    p.add_argument("--out", default=str(paths.BOOK_DATA))
+    p.set_defaults(func=cmd_report)
+    p = sub.add_parser("standin", help="train the stand-in mini-CLIP or write its model card")
+    p.add_argument("action", choices=["train", "card"])
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--out", default=str(paths.STANDIN_CHECKPOINT))
+    p.set_defaults(func=cmd_standin)
+    return ap
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """tipkit's own messages at INFO (DEBUG with -v); third-party chatter (open_clip logs to root) at WARNING."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("tipkit").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def main(argv: "list[str] | None" = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except TipkitError as e:
+        print(f"tipkit: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tipkit: interrupted", file=sys.stderr)
+        return 130

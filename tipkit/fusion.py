@@ -1,0 +1,47 @@
+"""Stage 3 of the paper: logit fusion (Tip-Adapter, Eq. 5-6).
+
+    logits = 100 · f Wᵀ + α · exp(−β (1 − f Kᵀ)) V
+
+All tensors are row-major: ``features`` is ``[N, D]`` (L2-normalised rows),
+``class_embeddings`` (the text classifier W) is ``[C, D]``, cache ``keys`` are
+``[K, D]`` and ``values`` ``[K, C]``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+CLIP_SCALE = 100.0  # CLIP's learned temperature, fixed at 100 in the paper
+
+
+def clip_logits(features: torch.Tensor, class_embeddings: torch.Tensor, scale: float = CLIP_SCALE) -> torch.Tensor:
+    """Zero-shot logits ``scale · f Wᵀ``: ``[N, D] × [C, D] -> [N, C]``."""
+    return scale * features @ class_embeddings.T
+
+
+def affinity_to_cache(affinity: torch.Tensor, values: torch.Tensor, beta: float) -> torch.Tensor:
+    """``exp(−β (1 − A)) V`` for a precomputed affinity ``A = f Kᵀ``: ``[N, K] × [K, C] -> [N, C]``."""
+    return torch.exp(-beta * (1.0 - affinity)) @ values
+
+
+def cache_logits(features: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, beta: float) -> torch.Tensor:
+    """Cache-model logits ``exp(−β (1 − f Kᵀ)) V``: ``[N, D], [K, D], [K, C] -> [N, C]``."""
+    return affinity_to_cache(features @ keys.T, values, beta)
+
+
+def tip_logits(
+    features: torch.Tensor,
+    class_embeddings: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    alpha: float,
+    beta: float,
+) -> torch.Tensor:
+    """Tip-Adapter logits ``clip_logits + α · cache_logits``: ``-> [N, C]``.
+
+    ``alpha = 0`` gives exactly the zero-shot logits.
+    """
+    zs = clip_logits(features, class_embeddings)
+    if alpha == 0:
+        return zs
+    return zs + alpha * cache_logits(features, keys, values, beta)

@@ -1,0 +1,124 @@
+"""Run records (one JSON per run) and their aggregation into tidy tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from . import __version__, paths
+from .io import write_json
+
+log = logging.getLogger(__name__)
+METHOD_LABELS = {"zero_shot": "Zero-shot", "tip_adapter": "Tip-Adapter", "tip_adapter_f": "Tip-Adapter-F"}
+VERSIONED = ("torch", "torchvision", "open_clip_torch", "numpy", "papermill", "jupyter-book")
+
+
+def git_sha(repo: Path = paths.REPO) -> str:
+    """The checkout's commit (with ``-dirty`` when it has changes), or ``unknown`` outside git."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "tipkit": __version__}
+    for pkg in VERSIONED:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def make_record(**fields: Any) -> dict[str, Any]:
+    """A run record: the given fields plus versions, git SHA, host and creation time."""
+    return {"schema": 1, **fields, "versions": versions(), "git_sha": git_sha(), "host": platform.node(),
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def record_path(config: dict[str, Any]) -> Path:
+    from .config import RunConfig
+
+    if config.get("out"):
+        return Path(config["out"])
+    return paths.records_dir() / f"{RunConfig(**config).run_name()}.json"
+
+
+def write_record(record: dict[str, Any]) -> Path:
+    """Write ``record`` atomically to its path (``config.out`` or the records folder)."""
+    path = record_path(record["config"])
+    write_json(path, record)
+    log.info("wrote %s", path)
+    return path
+
+
+def load_records(folder: "str | Path | None" = None) -> list[dict[str, Any]]:
+    folder = Path(folder) if folder else paths.records_dir()
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+def tidy(records: list[dict[str, Any]]) -> "Any":
+    """One row per (run, method, split): dataset, backbone, pretrained, shots, seed, method, split, top1."""
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        c = r["config"]
+        for split, accs in r["metrics"].items():
+            for method, acc in accs.items():
+                rows.append({"dataset": c["dataset"], "backbone": c["backbone"], "pretrained": c["pretrained"],
+                             "shots": c["shots"], "seed": c["seed"], "method": method, "split": split,
+                             "top1": acc, "git_sha": r.get("git_sha"), "total_s": r["timings"].get("total_s")})
+    return pd.DataFrame(rows)
+
+
+def provenance(records: list[dict[str, Any]]) -> "Any":
+    """One row per run record: what ran, on which commit and versions, when, and how long."""
+    import pandas as pd
+
+    return pd.DataFrame([{
+        "dataset": r["config"]["dataset"], "backbone": r["config"]["backbone"], "shots": r["config"]["shots"],
+        "seed": r["config"]["seed"], "git_sha": r["git_sha"], "created": r["created"],
+        "run_seconds": r["timings"].get("total_s"), "weights": r["model"]["weights"],
+        **{f"v_{k}": v for k, v in r["versions"].items()}} for r in records])
+
+
+def aggregate(records_dir: "str | Path | None" = None, out_dir: "str | Path" = paths.BOOK_DATA) -> list[Path]:
+    """Write ``runs.csv`` (tidy rows), ``summary.csv`` (test mean ± std over seeds) and ``provenance.csv``."""
+    from .io import write_text
+
+    records = load_records(records_dir)
+    df = tidy(records)
+    if df.empty:
+        raise FileNotFoundError(f"no run records in {records_dir or paths.records_dir()}")
+    out_dir = Path(out_dir)
+    test = df[df.split == "test"]
+    summary = (test.groupby(["dataset", "backbone", "pretrained", "method", "shots"])["top1"]
+               .agg(mean="mean", std="std", seeds="count").reset_index())
+    summary["std"] = summary["std"].fillna(0.0)
+    written = [write_text(out_dir / "runs.csv", df.to_csv(index=False)),
+               write_text(out_dir / "summary.csv", summary.to_csv(index=False, float_format="%.4f")),
+               write_text(out_dir / "provenance.csv", provenance(records).to_csv(index=False))]
+    log.info("aggregated %d records into %s", len(df), out_dir)
+    return written
+
+
+def record_table(record: dict[str, Any], what: str = "metrics") -> "Any":
+    """A record as a small DataFrame: ``metrics`` (method × split) or ``history`` (Tip-F epochs)."""
+    import pandas as pd
+
+    if what == "history":
+        return pd.DataFrame(record["history"])
+    df = pd.DataFrame(record["metrics"]).rename(index=METHOD_LABELS)
+    return df[[c for c in ("val", "test") if c in df]].round(2)
