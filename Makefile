@@ -5,8 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tipkit-installed
-SHOTS  ?= 1 2 4 8 16
-SEEDS  ?= 1
+SWEEP  ?= configs/demo.yaml
 export MPLBACKEND := Agg
 
 .PHONY: install test book runs report clean
@@ -24,7 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 runs: $(STAMP)
-	$(PY) -m tipkit execute notebooks/tip_adapter.ipynb --shots $(SHOTS) --seed $(SEEDS)
+	$(PY) -m tipkit sweep $(SWEEP)
 
 report: runs
 	$(PY) -m tipkit report

@@ -18,7 +18,7 @@ def ds():
 
 def cached_files():
     d = paths.feature_cache_dir()
-    return sorted(p.name for p in d.glob("*")) if d.exists() else []
+    return sorted(p.name for p in d.glob("*.pt")) if d.exists() else []
 
 
 def test_class_embeddings_are_normalised_template_means(bb):
@@ -33,19 +33,30 @@ def test_class_embeddings_are_normalised_template_means(bb):
     assert torch.allclose(W[0], m / m.norm(), atol=1e-5)
 
 
-def test_feature_cache_hits_and_invalidates(bb, ds):
+def test_feature_cache_hits_extends_and_invalidates(bb, ds):
     test = ds.split("test")
     f1 = features.image_features(bb, ds.name, test, indices=[0, 1, 2])
     assert len(cached_files()) == 1
     assert torch.equal(f1, features.image_features(bb, ds.name, test, indices=[0, 1, 2]))
-    assert len(cached_files()) == 1  # reused
-    features.image_features(bb, ds.name, test, indices=[0, 1, 3])
+    f2 = features.image_features(bb, ds.name, test, indices=[2, 3])  # extends the same store
+    assert len(cached_files()) == 1
+    assert torch.equal(f2[0], f1[2])
+    fresh = features.image_features(bb, ds.name, test, indices=[3, 0], use_cache=False)
+    assert torch.allclose(fresh[0], f2[1], atol=1e-6) and torch.allclose(fresh[1], f1[0], atol=1e-6)
     features.image_features(bb, ds.name, ds.split("val"), indices=[0, 1, 2])
     features.image_features(bb, ds.name, test, indices=[0, 1, 2], view=0)
     features.image_features(bb, ds.name, test, indices=[0, 1, 2], view=1)
     features.image_features(bb, ds.name, test, indices=[0, 1, 2], view=1, aug_seed=5)
-    assert len(cached_files()) == 6  # each changed input made a new file
-    assert not [n for n in cached_files() if n.endswith(".tmp")]
+    assert len(cached_files()) == 5  # each changed input (split, view, augmentation seed) made a new store
+    assert not list(paths.feature_cache_dir().glob("*.tmp"))
+
+
+def test_relabelled_split_never_reuses_a_stale_store(bb, ds):
+    test = ds.split("test")
+    features.image_features(bb, ds.name, test, indices=[0, 1])
+    relabelled = data.Split(test.name, test.labels[::-1].copy(), test.load, test.ids)
+    features.image_features(bb, ds.name, relabelled, indices=[0, 1])
+    assert len(cached_files()) == 2
 
 
 def test_changed_weights_never_reuse_a_stale_file(bb, ds, tmp_path):
@@ -77,9 +88,9 @@ def test_augmented_views_are_deterministic_and_differ(bb, ds):
     train = ds.split("train")
     v = features.view_features(bb, ds.name, train, np.arange(4), views=2, aug_seed=1, use_cache=False)
     assert v.shape[:2] == (2, 4)
-    again = features.view_features(bb, ds.name, train, np.arange(4), views=2, aug_seed=1, use_cache=False,
-                                   batch_size=1)  # batching does not change the draw
-    assert torch.allclose(v, again, atol=1e-5)
+    again = features.view_features(bb, ds.name, train, np.arange(4)[::-1], views=2, aug_seed=1, use_cache=False,
+                                   batch_size=1)  # neither batching nor order changes an image's draw
+    assert torch.allclose(v, again.flip(1), atol=1e-5)
     assert not torch.allclose(v[0], v[1])
     plain = features.image_features(bb, ds.name, train, np.arange(4), use_cache=False)
     assert not torch.allclose(plain, v[0])

@@ -1,4 +1,4 @@
-"""``python -m tipkit``: run, execute (papermill), report, standin."""
+"""``python -m tipkit``: run, sweep (papermill grids), report, standin."""
 
 from __future__ import annotations
 
@@ -49,12 +49,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_execute(args: argparse.Namespace) -> int:
-    from .notebooks import execute_runs
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import load_sweep, run_sweep
 
-    failed = execute_runs(Path(args.notebook), shots=args.shots, seeds=args.seed, extra=dict(args.param or []),
-                          force=args.force)
-    return 1 if failed else 0
+    opts = {"kind": args.executor, "jobs": args.jobs, "partition": args.partition, "gpus": args.gpus,
+            "time_min": args.time_min, "cpus": args.cpus, "mem_gb": args.mem_gb}
+    sweep = load_sweep(args.config, opts)
+    failed = run_sweep(sweep, force=args.force, dry_run=args.dry_run)
+    if failed:
+        print(f"{len(failed)} of {len(sweep.cells)} cells failed:", file=sys.stderr)
+        for c in failed:
+            print(f"  {c.name}: {c.executed}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -87,13 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="one run: zero-shot, Tip-Adapter, Tip-Adapter-F; writes a JSON record")
     _add_run_flags(p)
     p.set_defaults(func=cmd_run)
-    p = sub.add_parser("execute", help="execute a parameterised notebook with papermill, one run per shots x seed")
-    p.add_argument("notebook")
-    p.add_argument("--shots", type=int, nargs="+", default=[16])
-    p.add_argument("--seed", type=int, nargs="+", default=[1])
-    p.add_argument("--param", nargs=2, action="append", metavar=("NAME", "VALUE"), help="extra notebook parameter")
-    p.add_argument("--force", action="store_true", help="re-run cells whose record exists")
-    p.set_defaults(func=cmd_execute)
+    p = sub.add_parser("sweep", help="run a grid of notebook executions described in a YAML file")
+    p.add_argument("config", help="sweep YAML (see configs/demo.yaml)")
+    p.add_argument("--executor", choices=["local", "slurm", "submitit-local"], help="(default: the file's, else local)")
+    p.add_argument("--jobs", type=int, help="cells at once (local processes or Slurm array parallelism)")
+    p.add_argument("--partition", help="Slurm partition")
+    p.add_argument("--gpus", type=int, help="GPUs per Slurm job (default 1)")
+    p.add_argument("--time-min", type=int, help="Slurm time limit per cell, minutes (default 60)")
+    p.add_argument("--cpus", type=int, help="CPUs per Slurm job (default 8)")
+    p.add_argument("--mem-gb", type=int, help="memory per Slurm job, GB (default 32)")
+    p.add_argument("--force", action="store_true", help="re-run cells that are done")
+    p.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
+    p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("report", help="aggregate run records into the book's CSV tables")
     p.add_argument("--records", default=None, help="records folder (default: <results>/records)")
     p.add_argument("--out", default=str(paths.BOOK_DATA))

@@ -31,6 +31,7 @@ class RunConfig:
     precision: str = "fp32"  # autocast on CUDA: fp32, fp16 or bf16
     data_root: str | None = None  # where the dataset's files are (None: the registry's default places)
     augment_views: int = 10  # augmented views averaged into the cache keys (paper: 10)
+    aug_seed: int = 0  # seeds the augmented views (per image), fixed across run seeds so runs share features
     search_scale: list[float] = field(default_factory=lambda: [7.0, 3.0])  # [beta, alpha] grid ranges
     search_step: list[int] = field(default_factory=lambda: [200, 20])  # [beta, alpha] grid sizes (paper)
     init_alpha: float = 1.0  # alpha during Tip-F training (and before the search)

@@ -1,7 +1,9 @@
 """Stage 5 of the paper: Tip-Adapter-F (the cache keys fine-tuned).
 
 The keys become a bias-free linear layer initialised from the cache; values, the
-text classifier and the encoders stay frozen. AdamW(lr 1e-3, eps 1e-4) with a
+text classifier and the encoders stay frozen (for the paper's "what to fine-tune"
+ablation, ``train="values"`` or ``"both"`` makes the values a trainable ``[K, C]``
+parameter initialised from the one-hot values). AdamW(lr 1e-3, eps 1e-4) with a
 cosine schedule over all steps minimises cross-entropy on the fused logits, with
 α and β fixed at their initial values. Each epoch sees a fresh augmented view of
 the few-shot images (view ``epoch mod A`` of the cached views, as the official
@@ -19,7 +21,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .cache import l2_normalize
-from .errors import TipkitError
+from .errors import TipkitError, choose
 from .fusion import affinity_to_cache, clip_logits
 from .metrics import accuracy
 
@@ -32,6 +34,10 @@ class FinetuneResult:
     best_epoch: int  # 1-based
     best_val_acc: float
     history: list[dict] = field(default_factory=list)  # per epoch: loss, train_acc, val_acc, lr
+    values: torch.Tensor | None = None  # [K, C] the kept values (the input values unless they were trained)
+
+
+TRAINABLE = ("keys", "values", "both")  # which part of the cache finetune() trains
 
 
 def fused_logits(features: torch.Tensor, class_embeddings: torch.Tensor, adapter: torch.nn.Linear,
@@ -43,14 +49,18 @@ def fused_logits(features: torch.Tensor, class_embeddings: torch.Tensor, adapter
 def finetune(view_features: torch.Tensor, labels: torch.Tensor, val_features: torch.Tensor,
              val_labels: torch.Tensor, class_embeddings: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
              alpha: float, beta: float, epochs: int = 20, lr: float = 1e-3, batch_size: int = 256, seed: int = 1,
-             device: "str | torch.device" = "cpu") -> FinetuneResult:
-    """Fine-tune the cache keys.
+             device: "str | torch.device" = "cpu", train: str = "keys") -> FinetuneResult:
+    """Fine-tune the cache keys (or, for the ablation, the values or both).
 
     Args:
         view_features: ``[A, K, D]`` raw features of the few-shot images under A augmented views.
         labels: ``[K]``; val_features ``[Nv, D]`` (L2-normalised) and val_labels ``[Nv]`` choose the epoch.
-        class_embeddings: ``[C, D]``; keys ``[K, D]`` and values ``[K, C]`` from :func:`tipkit.cache.build_cache`.
+        class_embeddings: ``[C, D]``; keys ``[K', D]`` and values ``[K', C]`` from :func:`tipkit.cache.build_cache`
+            (usually K' = K; the cache may also hold fewer, e.g. group-averaged, entries).
+        train: ``"keys"`` (Tip-Adapter-F), ``"values"`` or ``"both"``; what is not trained stays fixed.
+            The result holds the kept keys and values, both on the CPU.
     """
+    choose("finetune part", train, TRAINABLE)
     if epochs < 1:
         raise TipkitError(f"epochs must be >= 1, got {epochs}")
     device = torch.device(device)
@@ -60,11 +70,19 @@ def finetune(view_features: torch.Tensor, labels: torch.Tensor, val_features: to
     adapter = torch.nn.Linear(keys.shape[1], keys.shape[0], bias=False).to(device)
     with torch.no_grad():
         adapter.weight.copy_(keys)
-    opt = torch.optim.AdamW(adapter.parameters(), lr=lr, eps=1e-4)
+    params = []
+    if train in ("keys", "both"):
+        params.append(adapter.weight)
+    else:
+        adapter.weight.requires_grad_(False)
+    if train in ("values", "both"):
+        values = torch.nn.Parameter(values.float().clone())
+        params.append(values)
+    opt = torch.optim.AdamW(params, lr=lr, eps=1e-4)
     steps_per_epoch = -(-labels.numel() // batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * steps_per_epoch)
     gen = torch.Generator().manual_seed(seed)
-    best = FinetuneResult(keys.clone(), 0, -1.0)
+    best = FinetuneResult(keys.clone(), 0, -1.0, values=values.detach().clone())
     for epoch in tqdm(range(1, epochs + 1), desc="Tip-Adapter-F", unit="epoch", leave=False):
         feats = views[(epoch - 1) % views.shape[0]]
         order = torch.randperm(labels.numel(), generator=gen).to(device)
@@ -88,6 +106,7 @@ def finetune(view_features: torch.Tensor, labels: torch.Tensor, val_features: to
         if val_acc > best.best_val_acc:  # first maximum, as the official code
             best.best_val_acc, best.best_epoch = val_acc, epoch
             best.keys = adapter.weight.detach().clone()
-    best.keys = best.keys.cpu()
+            best.values = values.detach().clone()
+    best.keys, best.values = best.keys.cpu(), best.values.cpu()
     log.info("Tip-Adapter-F: best val %.2f%% at epoch %d/%d", best.best_val_acc, best.best_epoch, epochs)
     return best

@@ -54,6 +54,28 @@ def validate(cfg: RunConfig) -> data_mod.Dataset:
     return ds
 
 
+def prepare(cfgs: list[RunConfig]) -> None:
+    """Extract once the features a batch of runs will need: whole val/test splits and the union of
+    their few-shot images under every augmented view (grouped by model and dataset)."""
+    groups: dict[tuple, list[RunConfig]] = {}
+    for c in cfgs:
+        key = (c.dataset, c.data_root, c.backbone, c.pretrained, c.device, c.precision, c.aug_seed)
+        groups.setdefault(key, []).append(c)
+    for (dataset, root, backbone, pretrained, device, precision, aug_seed), group in groups.items():
+        if pretrained in (None, "", "none"):
+            continue  # random-init smoke runs: each seed is its own model
+        ds = data_mod.get_dataset(dataset, root=root)
+        if any(s not in ds.splits for s in ("train", "val", "test")):
+            continue  # evaluation-only datasets are extracted by the runs that use them
+        bb = load_backbone(backbone, pretrained, device=device, precision=precision)
+        kw = dict(batch_size=group[0].batch_size, workers=group[0].workers)
+        for split in ("val", "test"):
+            image_features(bb, ds.name, ds.split(split), **kw)
+        train = ds.split("train")
+        shots = np.unique(np.concatenate([data_mod.sample_few_shot(train.labels, c.shots, c.seed) for c in group]))
+        view_features(bb, ds.name, train, shots, max(c.augment_views for c in group), aug_seed=aug_seed, **kw)
+
+
 def fit(cfg: RunConfig, ds: "data_mod.Dataset | None" = None) -> Fitted:
     """Build the cache, search α/β on val, fine-tune Tip-F keys choosing the epoch on val."""
     ds = ds or validate(cfg)
@@ -64,7 +86,7 @@ def fit(cfg: RunConfig, ds: "data_mod.Dataset | None" = None) -> Fitted:
     train, val = ds.split("train"), ds.split("val")
     few = data_mod.sample_few_shot(train.labels, cfg.shots, cfg.seed)
     kw = dict(batch_size=cfg.batch_size, workers=cfg.workers)
-    views = view_features(bb, ds.name, train, few, cfg.augment_views, aug_seed=cfg.seed, **kw)  # [A, K, D]
+    views = view_features(bb, ds.name, train, few, cfg.augment_views, aug_seed=cfg.aug_seed, **kw)  # [A, K, D]
     labels = torch.from_numpy(train.labels[few])
     keys, values = build_cache(views, labels, ds.num_classes)
     fv = l2_normalize(image_features(bb, ds.name, val, **kw))

@@ -16,6 +16,7 @@ from .io import write_json
 
 log = logging.getLogger(__name__)
 METHOD_LABELS = {"zero_shot": "Zero-shot", "tip_adapter": "Tip-Adapter", "tip_adapter_f": "Tip-Adapter-F"}
+MAIN_STUDY = "tip_adapter"  # the notebook whose records make the main results tables
 VERSIONED = ("torch", "torchvision", "open_clip_torch", "numpy", "papermill", "jupyter-book")
 
 
@@ -52,7 +53,7 @@ def record_path(config: dict[str, Any]) -> Path:
 
     if config.get("out"):
         return Path(config["out"])
-    return paths.records_dir() / f"{RunConfig(**config).run_name()}.json"
+    return paths.records_dir() / MAIN_STUDY / f"{RunConfig(**config).run_name()}.json"
 
 
 def write_record(record: dict[str, Any]) -> Path:
@@ -63,9 +64,11 @@ def write_record(record: dict[str, Any]) -> Path:
     return path
 
 
-def load_records(folder: "str | Path | None" = None) -> list[dict[str, Any]]:
-    folder = Path(folder) if folder else paths.records_dir()
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+def load_records(folder: "str | Path | None" = None, recursive: bool = False) -> list[dict[str, Any]]:
+    """Records (JSON) in ``folder`` (default: the main study's), each tagged with its study (folder name)."""
+    folder = Path(folder) if folder else paths.records_dir() / MAIN_STUDY
+    files = sorted(folder.rglob("*.json") if recursive else folder.glob("*.json"))
+    return [{"study": p.parent.name, **json.loads(p.read_text())} for p in files]
 
 
 def tidy(records: list[dict[str, Any]]) -> "Any":
@@ -88,20 +91,38 @@ def provenance(records: list[dict[str, Any]]) -> "Any":
     import pandas as pd
 
     return pd.DataFrame([{
-        "dataset": r["config"]["dataset"], "backbone": r["config"]["backbone"], "shots": r["config"]["shots"],
-        "seed": r["config"]["seed"], "git_sha": r["git_sha"], "created": r["created"],
+        "study": r.get("study", MAIN_STUDY), "dataset": r["config"]["dataset"], "backbone": r["config"]["backbone"],
+        "shots": r["config"]["shots"], "seed": r["config"]["seed"], "git_sha": r["git_sha"], "created": r["created"],
         "run_seconds": r["timings"].get("total_s"), "weights": r["model"]["weights"],
         **{f"v_{k}": v for k, v in r["versions"].items()}} for r in records])
 
 
+def study_tables(records: list[dict[str, Any]]) -> "dict[str, Any]":
+    """Tables that ablation/efficiency records carry (``record["tables"][name]`` = list of rows), each
+    concatenated over records with the run's dataset, backbone, shots and seed as columns."""
+    import pandas as pd
+
+    out: dict[str, list] = {}
+    for r in records:
+        c = r["config"]
+        for name, rows in (r.get("tables") or {}).items():
+            out.setdefault(name, []).append(pd.DataFrame(rows).assign(
+                dataset=c["dataset"], backbone=c["backbone"], shots=c["shots"], seed=c["seed"]))
+    return {name: pd.concat(frames, ignore_index=True) for name, frames in out.items()}
+
+
 def aggregate(records_dir: "str | Path | None" = None, out_dir: "str | Path" = paths.BOOK_DATA) -> list[Path]:
-    """Write ``runs.csv`` (tidy rows), ``summary.csv`` (test mean ± std over seeds) and ``provenance.csv``."""
+    """Write the book's tables into ``out_dir``: ``runs.csv`` (tidy rows of the main study), ``summary.csv``
+    (test mean ± std over seeds), ``provenance.csv`` (every record) and one CSV per study table."""
+    from .errors import TipkitError
     from .io import write_text
 
-    records = load_records(records_dir)
-    df = tidy(records)
-    if df.empty:
-        raise FileNotFoundError(f"no run records in {records_dir or paths.records_dir()}")
+    root = Path(records_dir) if records_dir else paths.records_dir()
+    main = load_records(root / MAIN_STUDY)
+    if not main:
+        raise TipkitError(f"no run records in {root / MAIN_STUDY}: run a sweep first (make book does)")
+    everything = load_records(root, recursive=True)
+    df = tidy(main)
     out_dir = Path(out_dir)
     test = df[df.split == "test"]
     summary = (test.groupby(["dataset", "backbone", "pretrained", "method", "shots"])["top1"]
@@ -109,8 +130,10 @@ def aggregate(records_dir: "str | Path | None" = None, out_dir: "str | Path" = p
     summary["std"] = summary["std"].fillna(0.0)
     written = [write_text(out_dir / "runs.csv", df.to_csv(index=False)),
                write_text(out_dir / "summary.csv", summary.to_csv(index=False, float_format="%.4f")),
-               write_text(out_dir / "provenance.csv", provenance(records).to_csv(index=False))]
-    log.info("aggregated %d records into %s", len(df), out_dir)
+               write_text(out_dir / "provenance.csv", provenance(everything).to_csv(index=False))]
+    for name, table in study_tables(everything).items():
+        written.append(write_text(out_dir / f"{name}.csv", table.to_csv(index=False)))
+    log.info("aggregated %d records (%d in the main study) into %s", len(everything), len(main), out_dir)
     return written
 
 

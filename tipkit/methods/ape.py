@@ -1,0 +1,177 @@
+"""APE and APE-T (Zhu et al., "Not All Features Matter: Enhancing Few-shot CLIP with Adaptive Prior
+Refinement", ICCV 2023, arXiv 2304.01195; code github.com/yangyangyang127/APE ``main.py``, ``utils.py``).
+
+Prior refinement keeps the Q of D channels that best separate the classes. Over the text embeddings
+and cache keys of every class (``S_c`` = text row plus the class's keys), channel d scores
+
+    J_d = −w₀ · mean_{i≠j, m, n} S_i,m,d · S_j,n,d  +  w₁ · Var_c(W_c,d)
+
+(inter-class similarity, to be low; variance of the text classifier across classes, to be high) and
+the top-Q channels are kept (``f'``, ``K'``, ``W'``: those channels, L2-renormalised).
+
+APE (training-free):
+
+    logits = 100 · f Wᵀ + α · exp(−β (1 − f' K'ᵀ)) (V ⊙ exp(γ · KL(V ‖ softmax(K' W'ᵀ))))
+
+with the KL in bits per cache image (``1e-6`` smoothing, as the code), (β, α, γ) searched on val
+(β, α from 0.1, γ from 0; β-α-γ loop order, first maximum).
+
+APE-T: a category residual ``R [C, Q]`` (zero-init) added on the selected channels to both the keys of
+class c and W_c, and per-image value weights ``ω [K]`` (one-init), trained with AdamW on
+
+    logits = 100 · f (W + R)ᵀ + α · exp(−β (1 − f (K + R_y)ᵀ)) (ω ⊙ V)
+
+(full features, α/β fixed during training, epoch chosen on val, then (β, α) searched on val).
+Training sees one augmented view per epoch, like Tip-Adapter-F.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..cache import l2_normalize
+from ..errors import TipkitError
+from .base import (FewShotData, Method, count_correct, grid_or, linear_grid, register, require_positive,
+                   val_accuracy, zero_shot_logits)
+
+log = logging.getLogger(__name__)
+
+
+def criterion(W: torch.Tensor, keys: torch.Tensor, labels: torch.Tensor, w: "list[float]") -> torch.Tensor:
+    """APE's channel score ``J [D]`` from ``W [C, D]``, ``keys [K, D]``, ``labels [K]`` (vectorised ``cal_criterion``)."""
+    c = W.shape[0]
+    sums = W.double().clone().index_add_(0, labels, keys.double())  # [C, D]: text + keys of each class
+    n = 1.0 + torch.bincount(labels, minlength=c).double()  # samples per class (text counts once)
+    pair_sum = sums.sum(0) ** 2 - (sums ** 2).sum(0)  # Σ_{i≠j} S_i S_j, per channel
+    pairs = n.sum() ** 2 - (n ** 2).sum()
+    sim = pair_sum / pairs
+    return (-w[0] * sim + w[1] * W.double().var(dim=0)).float()
+
+
+def select_channels(data: FewShotData, feat_num: "int | float", w: "list[float]") -> torch.Tensor:
+    """Indices ``[Q]`` of the top-Q channels; ``feat_num`` is a count (int) or a fraction of D (float)."""
+    q = int(feat_num) if isinstance(feat_num, int) else int(round(float(feat_num) * data.dim))
+    if not 1 <= q <= data.dim:
+        raise TipkitError(f"APE: feat_num must select between 1 and {data.dim} channels, got {feat_num!r}")
+    if len(w) != 2:
+        raise TipkitError(f"APE: w must be [similarity weight, variance weight], got {w!r}")
+    return torch.topk(criterion(data.class_embeddings.float(), data.keys, data.labels, w), k=q).indices
+
+
+@register
+class APE(Method):
+    name = "ape"
+
+    def _fit(self, data: FewShotData) -> None:
+        p, dev = self.params, self.device
+        (sb, sa, sg), (nb, na, ng) = p["search_scale"], p["search_step"]
+        betas, alphas = grid_or(p["betas"], sb, nb, 0.1), grid_or(p["alphas"], sa, na, 0.1)
+        gammas = grid_or(p["gammas"], sg, ng, 0.0)
+        self.idx = select_channels(data, p["feat_num"], p["w"]).to(dev)
+        self.W, self.values = data.class_embeddings.float().to(dev), data.values.to(dev)
+        self.keys_sel = l2_normalize(data.keys.to(dev)[:, self.idx])  # K' [K, Q]
+        w_sel = l2_normalize(self.W[:, self.idx])  # W' [C, Q]
+        key_probs = torch.softmax(self.keys_sel @ w_sel.T, dim=1)  # [K, C]
+        v = self.values
+        self.div = (v * torch.log2((v + 1e-6) / (key_probs + 1e-6))).sum(1, keepdim=True)  # [K, 1] bits
+
+        fv, yv = data.val.float().to(dev), data.val_labels.to(dev)
+        zs, aff = zero_shot_logits(fv, self.W), l2_normalize(fv[:, self.idx]) @ self.keys_sel.T
+        a = torch.tensor(alphas, device=dev)[:, None, None]
+        correct = torch.empty(len(betas), len(alphas), len(gammas), dtype=torch.long)
+        soft = [v * torch.exp(g * self.div) for g in gammas]
+        for i, beta in enumerate(betas):
+            e = torch.exp(-beta * (1.0 - aff))
+            for k, sv in enumerate(soft):
+                correct[i, :, k] = count_correct(zs + (e @ sv) * a, yv).cpu()
+        ib, ia, ig = torch.unravel_index(torch.argmax(correct.flatten()), correct.shape)  # β-α-γ order, first max
+        self.beta, self.alpha, self.gamma = betas[int(ib)], alphas[int(ia)], gammas[int(ig)]
+        self.soft_values = v * torch.exp(self.gamma * self.div)
+        self.hyper = {"alpha": self.alpha, "beta": self.beta, "gamma": self.gamma, "feat_num": len(self.idx),
+                      "val_acc": 100.0 * float(correct.max()) / len(yv)}
+        log.info("APE: %d/%d channels, alpha=%.3g beta=%.3g gamma=%.3g, val %.2f%%", len(self.idx), data.dim,
+                 self.alpha, self.beta, self.gamma, self.hyper["val_acc"])
+
+    def _predict(self, features: torch.Tensor) -> torch.Tensor:
+        zs = zero_shot_logits(features, self.W)
+        if self.alpha == 0:
+            return zs
+        aff = l2_normalize(features[:, self.idx]) @ self.keys_sel.T
+        return zs + (torch.exp(-self.beta * (1.0 - aff)) @ self.soft_values) * self.alpha
+
+
+class _Residual(torch.nn.Module):
+    """APE-T's trainable part: category residual ``R [C, Q]`` and value weights ``ω [K, 1]``."""
+
+    def __init__(self, num_classes: int, q: int, k: int) -> None:
+        super().__init__()
+        self.res = torch.nn.Parameter(torch.zeros(num_classes, q))
+        self.value_weights = torch.nn.Parameter(torch.ones(k, 1))
+
+    def forward(self, keys, W, values, labels, idx):  # -> keys [K, D], W [C, D], values [K, C]
+        keys, W = keys.clone(), W.clone()
+        keys[:, idx] = keys[:, idx] + self.res[labels]
+        W[:, idx] = W[:, idx] + self.res
+        return keys, W, values * self.value_weights
+
+
+def _apet_logits(f, keys, W, values, alpha: float, beta: float) -> torch.Tensor:
+    return 100.0 * f @ W.T + torch.exp(-beta * (1.0 - f @ keys.T)) @ values * alpha
+
+
+@register
+class APET(Method):
+    name = "ape_t"
+
+    def _fit(self, data: FewShotData) -> None:
+        p, dev = self.params, self.device
+        require_positive(self.name, epochs=p["epochs"], batch_size=p["batch_size"])
+        idx = select_channels(data, p["feat_num"], p["w"]).to(dev)
+        base = (data.keys.to(dev), data.class_embeddings.float().to(dev), data.values.to(dev), data.labels.to(dev), idx)
+        views, y = data.normalized_views.to(dev), data.labels.to(dev)
+        fv, yv = data.val.float().to(dev), data.val_labels.to(dev)
+        module = _Residual(data.num_classes, len(idx), len(y)).to(dev)
+        opt = torch.optim.AdamW(module.parameters(), lr=p["lr"], eps=p["eps"], weight_decay=p["weight_decay"])
+        steps = -(-len(y) // int(p["batch_size"]))
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, int(p["epochs"]) * steps)
+        gen = torch.Generator().manual_seed(data.seed)
+        a0, b0 = p["init_alpha"], p["init_beta"]
+        best_acc, best_epoch, best_state = -1.0, 0, copy.deepcopy(module.state_dict())
+        for epoch in tqdm(range(1, int(p["epochs"]) + 1), desc="APE-T", unit="epoch", leave=False):
+            feats, order = views[(epoch - 1) % views.shape[0]], torch.randperm(len(y), generator=gen).to(dev)
+            loss_sum = 0.0
+            for s in range(0, len(order), int(p["batch_size"])):
+                b = order[s:s + int(p["batch_size"])]
+                loss = F.cross_entropy(_apet_logits(feats[b], *module(*base), a0, b0), y[b])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                loss_sum += loss.item() * len(b)
+            with torch.no_grad():
+                acc = val_accuracy(_apet_logits(fv, *module(*base), a0, b0), yv)
+            self.history.append({"epoch": epoch, "loss": loss_sum / len(y), "val_acc": acc, "lr": opt.param_groups[0]["lr"]})
+            if acc > best_acc:  # first maximum
+                best_acc, best_epoch, best_state = acc, epoch, copy.deepcopy(module.state_dict())
+        module.load_state_dict(best_state)
+        with torch.no_grad():
+            self.keys, self.W, self.values = module(*base)
+            betas, alphas = linear_grid(p["search_scale"][0], p["search_step"][0], 0.1), linear_grid(
+                p["search_scale"][1], p["search_step"][1], 0.1)
+            zs, aff = 100.0 * fv @ self.W.T, fv @ self.keys.T
+            a = torch.tensor(alphas, device=dev)[:, None, None]
+            correct = torch.stack([count_correct(zs + (torch.exp(-b * (1.0 - aff)) @ self.values) * a, yv).cpu()
+                                   for b in betas])  # [nβ, nα]
+        ib, ia = torch.unravel_index(torch.argmax(correct.flatten()), correct.shape)
+        self.beta, self.alpha = betas[int(ib)], alphas[int(ia)]
+        self.hyper = {"alpha": self.alpha, "beta": self.beta, "best_epoch": best_epoch, "feat_num": len(idx),
+                      "val_acc": 100.0 * float(correct.max()) / len(yv)}
+        log.info("APE-T: best val %.2f%% at epoch %d, alpha=%.3g beta=%.3g", best_acc, best_epoch, self.alpha, self.beta)
+
+    def _predict(self, features: torch.Tensor) -> torch.Tensor:
+        return _apet_logits(features, self.keys, self.W, self.values, self.alpha, self.beta)

@@ -1,0 +1,102 @@
+"""CLIP-Adapter, visual adapter (Gao et al., "CLIP-Adapter: Better Vision-Language Models with Feature
+Adapters", IJCV 2024, arXiv 2110.04544; code github.com/gaopengcuhk/CLIP-Adapter ``clip_adapter.py``).
+
+A bottleneck MLP ``A(f) = ReLU(ReLU(f W₁ᵀ) W₂ᵀ)`` (``D -> D/reduction -> D``, no biases) is blended
+with the frozen image feature and classified by the frozen text classifier:
+
+    f' = ratio · A(f) + (1 − ratio) · f,     logits = 100 · (f' / ‖f'‖) Wᵀ
+
+with ``ratio = 0.2`` and ``reduction = 4`` (official values). Trained with cross-entropy on the
+cached few-shot features, one augmented view per epoch (view ``epoch mod A``, like Tip-Adapter-F),
+SGD with Dassl's schedule; the epoch kept is the one with the best validation accuracy (first
+maximum). The official code applies the adapter to raw encoder outputs; here it acts on
+L2-normalised features, so training and ``predict`` see the same input scale.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..cache import l2_normalize
+from ..errors import TipkitError
+from .base import FewShotData, Method, dassl_lr, epoch_batches, register, require_positive, val_accuracy
+
+log = logging.getLogger(__name__)
+
+
+class Adapter(torch.nn.Module):
+    """``[N, D] -> [N, D]`` residual-blended bottleneck MLP (weights initialised from ``gen``)."""
+
+    def __init__(self, dim: int, reduction: int, ratio: float, gen: torch.Generator) -> None:
+        super().__init__()
+        hidden = max(1, dim // reduction)
+        self.fc1 = torch.nn.Linear(dim, hidden, bias=False)
+        self.fc2 = torch.nn.Linear(hidden, dim, bias=False)
+        self.ratio = ratio
+        with torch.no_grad():  # nn.Linear's default (kaiming-uniform, a=√5): U(±1/√fan_in), seeded
+            for lin in (self.fc1, self.fc2):
+                bound = 1.0 / lin.in_features ** 0.5
+                lin.weight.copy_((torch.rand(lin.weight.shape, generator=gen) * 2 - 1) * bound)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.fc2(F.relu(self.fc1(f))))
+        return self.ratio * x + (1.0 - self.ratio) * f
+
+
+@register
+class ClipAdapter(Method):
+    name = "clip_adapter"
+
+    def _logits(self, adapter: Adapter, f: torch.Tensor) -> torch.Tensor:
+        return 100.0 * l2_normalize(adapter(f)) @ self.W.T
+
+    def _fit(self, data: FewShotData) -> None:
+        p = self.params
+        require_positive(self.name, epochs=p["epochs"], batch_size=p["batch_size"], reduction=p["reduction"])
+        if not 0.0 <= p["ratio"] <= 1.0:
+            raise TipkitError(f"clip_adapter: ratio must lie in [0, 1], got {p['ratio']}")
+        dev = self.device
+        gen = torch.Generator().manual_seed(data.seed)
+        self.W = data.class_embeddings.float().to(dev)
+        views = data.normalized_views.to(dev)
+        y, fv, yv = data.labels.to(dev), data.val.float().to(dev), data.val_labels.to(dev)
+        adapter = Adapter(data.dim, int(p["reduction"]), float(p["ratio"]), gen).to(dev)
+        opt = torch.optim.SGD(adapter.parameters(), lr=p["lr"], momentum=p["momentum"], weight_decay=p["weight_decay"])
+        best_acc, best_epoch, best_state = -1.0, 0, copy.deepcopy(adapter.state_dict())
+        for epoch in tqdm(range(int(p["epochs"])), desc="CLIP-Adapter", unit="epoch", leave=False):
+            lr = dassl_lr(epoch, p["lr"], int(p["epochs"]), int(p["warmup_epochs"]), p["warmup_lr"])
+            for g in opt.param_groups:
+                g["lr"] = lr
+            feats = views[epoch % views.shape[0]]
+            adapter.train()
+            loss_sum, correct, seen = 0.0, 0, 0
+            for b in epoch_batches(len(y), int(p["batch_size"]), gen):
+                b = b.to(dev)
+                logits = self._logits(adapter, feats[b])
+                loss = F.cross_entropy(logits, y[b])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += loss.item() * len(b)
+                correct += int((logits.argmax(-1) == y[b]).sum())
+                seen += len(b)
+            adapter.eval()
+            with torch.no_grad():
+                acc = val_accuracy(self._logits(adapter, fv), yv)
+            self.history.append({"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": 100.0 * correct / seen,
+                                 "val_acc": acc, "lr": lr})
+            if acc > best_acc:  # first maximum
+                best_acc, best_epoch, best_state = acc, epoch + 1, copy.deepcopy(adapter.state_dict())
+        adapter.load_state_dict(best_state)
+        adapter.eval()
+        self.adapter = adapter
+        self.hyper = {"best_epoch": best_epoch, "val_acc": best_acc}
+        log.info("CLIP-Adapter: best val %.2f%% at epoch %d/%d", best_acc, best_epoch, p["epochs"])
+
+    def _predict(self, features: torch.Tensor) -> torch.Tensor:
+        return self._logits(self.adapter, features)
