@@ -182,6 +182,8 @@ def test_bad_data_rejected(data):
     with pytest.raises(TipkitError, match="dimensions disagree"):
         AblationData(data.views, data.labels, data.val_features[:, :8], data.val_labels, data.test_features,
                      data.test_labels, data.class_embeddings)
+    with pytest.raises(TipkitError, match="dimensions disagree"):
+        ablations.prompt_ensemble(data, {"ok": data.class_embeddings, "bad": torch.ones(5, 16)}, grid=GRID)
     with pytest.raises(TipkitError, match="val features but"):
         AblationData(data.views, data.labels, data.val_features, data.val_labels[:3], data.test_features,
                      data.test_labels, data.class_embeddings)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from test_ablations import FAST_F, GRID, make_data, tip_reference, zero_shot_acc
-from tipkit import config, efficiency
+from tipkit import ablations, config, efficiency
 from tipkit.errors import TipkitError
 
 COLUMNS = ["method", "train_s", "predict_ms_per_image", "encode_ms_per_image", "inference_ms_per_image",
@@ -17,11 +17,18 @@ def fake_encoder(d: int = 32):
     return lambda x: lin(x.flatten(1)), torch.randn(40, 3, 8, 8)
 
 
-def test_measure_tip_methods():
+OVERRIDES = {"tip_adapter": {"search_scale": [10.0, 10.0], "search_step": [12, 6]},
+             "tip_adapter_f": {"search_scale": [10.0, 10.0], "search_step": [12, 6], "init_alpha": FAST_F.alpha,
+                               "init_beta": FAST_F.beta, "epochs": FAST_F.epochs, "lr": FAST_F.lr,
+                               "batch_size": FAST_F.batch_size}}
+
+
+def test_measure_registry_methods():
     d = make_data()
     encoder, images = fake_encoder()
-    df = efficiency.measure(efficiency.tip_methods(d, grid=GRID, tip_f=FAST_F), d.test_features, d.test_labels,
-                            encoder=encoder, images=images, repeats=5, warmup=1)
+    methods = efficiency.method_factories(d, overrides=OVERRIDES, seed=FAST_F.seed)
+    df = efficiency.measure(methods, d.test_features, d.test_labels, encoder=encoder, images=images, repeats=5,
+                            warmup=1)
     assert list(df.columns) == COLUMNS
     assert df["method"].tolist() == ["zero_shot", "tip_adapter", "tip_adapter_f"]
     for col in ("train_s", "predict_ms_per_image", "encode_ms_per_image"):
@@ -30,7 +37,19 @@ def test_measure_tip_methods():
     assert (df["batch_size"] == 32).all() and (df["device"] == "cpu").all()
     assert df.loc[0, "acc"] == zero_shot_acc(d)
     assert df.loc[1, "acc"] == tip_reference(d, *d.cache())[3]  # the search inside the factory is on val
+    tip_f = ablations.finetune_parts(d, parts=("keys",), tip_f=FAST_F, grid=GRID)
+    assert df.loc[2, "acc"] == tip_f.loc[0, "acc"]  # the registry's Tip-F is the ablations' Tip-F
     assert (df[["train_peak_rss_increase_mib", "infer_peak_rss_increase_mib"]] >= 0).all().all()
+
+
+def test_method_factories_check_names_first():
+    d = make_data()
+    with pytest.raises(TipkitError, match="unknown method 'tip'"):
+        efficiency.method_factories(d, names=["zero_shot", "tip"])
+    with pytest.raises(TipkitError, match="unknown hyperparameter 'alpha'"):
+        efficiency.method_factories(d, overrides={"tip_adapter": {"alpha": 1.0}})
+    with pytest.raises(TipkitError, match="not among the methods"):
+        efficiency.method_factories(d, names=["zero_shot"], overrides={"coop": {}})
 
 
 def test_registry_takes_any_method_and_measures_its_memory():

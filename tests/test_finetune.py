@@ -53,11 +53,32 @@ def test_fit_never_touches_the_test_split():
     ds = data.get_dataset("synthetic")
     t = ds.splits["test"]
     ds.splits["test"] = Untouchable(t.name, t.labels, t.load, t.ids)
-    cfg = config.make_config(dataset="synthetic", pretrained="none", shots=2)
+    methods = ["zero_shot", "zero_shot_single", "linear_probe", "clip_adapter", "tip_adapter", "tip_adapter_f",
+               "tip_x", "ape", "gda", "clap", "lp_plus_plus"]
+    cfg = config.make_config(dataset="synthetic", pretrained="none", shots=2, methods=methods)
     fitted = pipeline.fit(cfg, ds)  # all selection happens here
-    assert fitted.tip_f is not None and fitted.tip_f["best_epoch"] >= 1
+    assert sorted(fitted.methods) == sorted(methods)
+    assert fitted.methods["tip_adapter_f"].hyper["best_epoch"] >= 1
     with pytest.raises(AssertionError, match="test split was read"):
         pipeline.evaluate(fitted)
+
+
+def test_clean_protocol_chooses_on_min_k_4_val_images_paper_on_all():
+    clean = pipeline.fit(config.make_config(dataset="synthetic", pretrained="none", shots=2, epochs=1))
+    assert len(clean.val_indices) == 2 * 4 and clean.data.val.shape[0] == 8
+    paper = pipeline.fit(config.make_config(dataset="synthetic", pretrained="none", shots=2, epochs=1,
+                                            protocol="paper"))
+    assert len(paper.val_indices) == len(data.get_dataset("synthetic").split("val"))
+    assert "tip_adapter_f" not in paper.methods  # fitted at evaluation, on test, as the official code
+
+
+def test_paper_protocol_tip_f_selects_its_epoch_on_test():
+    cfg = config.make_config(dataset="synthetic", pretrained="none", shots=2, epochs=3, protocol="paper")
+    rec = pipeline.run(cfg)
+    h = rec["hyper"]["tip_adapter_f"]
+    assert h["selection"].startswith("epoch on test")
+    best_test_during_training = max(e["val_acc"] for e in rec["history"]["tip_adapter_f"])  # scored on test
+    assert rec["metrics"]["test"]["tip_adapter_f"] >= best_test_during_training
 
 
 def test_same_config_and_seed_give_identical_numbers():

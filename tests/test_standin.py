@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from tipkit import paths, standin
-from tipkit.features import file_sha256, load_backbone
+from tipkit.features import file_sha256, load_backbone, load_state
 from tipkit.standin import captions, card, train
 
 
@@ -22,7 +22,7 @@ def test_loads_through_open_clip_pretrained_path():
 
     standin.register()
     model, _, preprocess = open_clip.create_model_and_transforms(standin.NAME, pretrained=str(paths.STANDIN_CHECKPOINT))
-    sd = torch.load(paths.STANDIN_CHECKPOINT, weights_only=True)
+    sd = load_state(paths.STANDIN_CHECKPOINT)
     assert set(sd) == set(model.state_dict())
     assert torch.equal(model.state_dict()["visual.proj"], sd["visual.proj"].float())
     bb = load_backbone()  # the default is the stand-in, by the same route
@@ -58,11 +58,11 @@ def test_caption_noise_rate():
 @pytest.mark.skipif(not paths.DEBIAN_FASHION_MNIST.exists(), reason="dataset-fashion-mnist not installed")
 def test_training_is_reproducible_for_a_fixed_seed(tmp_path):
     r = train.Recipe(steps=3, batch_size=16, warmup=1)
-    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
     train.train(r, out=a)
     train.train(r, out=b)
     assert file_sha256(a) == file_sha256(b)
-    c = tmp_path / "c.pt"
+    c = tmp_path / "c.safetensors"
     train.train(train.Recipe(steps=3, batch_size=16, warmup=1, seed=1), out=c)
     assert file_sha256(a) != file_sha256(c)
 

@@ -75,7 +75,11 @@ def test_sweep_runs_skips_and_resumes(tmp_path, monkeypatch):
     assert json.loads(recs[0].read_text())["config"]["epochs"] == 2
     assert recs[1].stat().st_mtime_ns == mtimes[1]
     tables = report.aggregate(out_dir=tmp_path / "tables")
-    assert [p.name for p in tables] == ["runs.csv", "summary.csv", "provenance.csv"]
+    assert [p.name for p in tables] == ["runs.csv", "summary.csv", "provenance.csv", "executions.csv"]
+    import pandas as pd
+
+    ex = pd.read_csv(tmp_path / "tables" / "executions.csv")
+    assert len(ex) == 2 and set(ex.status) == {"ok"} and (ex.seconds > 0).all()
 
 
 @pytest.mark.slow

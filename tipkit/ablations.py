@@ -104,13 +104,13 @@ def load_data(cfg: Any, shots: "int | None" = None, templates: "Sequence[str] | 
     from . import data as data_mod
     from .features import class_embeddings, image_features, load_backbone, view_features
 
-    ds = data_mod.get_dataset(cfg.dataset, root=cfg.data_root)
+    ds = data_mod.dataset_for(cfg)
     bb = load_backbone(cfg.backbone, cfg.pretrained, device=cfg.device, precision=cfg.precision, init_seed=cfg.seed)
     train, val, test = ds.split("train"), ds.split("val"), ds.split("test")
-    few = data_mod.sample_few_shot(train.labels, shots or cfg.shots, cfg.seed)
+    few = data_mod.few_shot_for(cfg, train, shots)
     kw = dict(batch_size=cfg.batch_size, workers=cfg.workers)
     return AblationData(
-        views=view_features(bb, ds.name, train, few, cfg.augment_views, aug_seed=cfg.seed, **kw),
+        views=view_features(bb, ds.name, train, few, cfg.augment_views, aug_seed=cfg.aug_seed, **kw),
         labels=torch.from_numpy(train.labels[few]),
         val_features=l2_normalize(image_features(bb, ds.name, val, **kw)), val_labels=torch.from_numpy(val.labels),
         test_features=l2_normalize(image_features(bb, ds.name, test, **kw)), test_labels=torch.from_numpy(test.labels),
@@ -253,9 +253,9 @@ def more_shots(d: AblationData, shots: Sequence[int] = PAPER_MORE_SHOTS, cache_p
     Returns columns ``shots, cache_entries, method, alpha, beta, val_acc, acc, best_epoch, train_s``.
     """
     d, rows = d.to(device), []
-    for s in shots:
-        ds = take_shots(d, s)
-        keys, y = group_keys(ds.cache()[0], ds.labels, cache_per_class)
+    subsets = [take_shots(d, s) for s in shots]  # every setting is checked before any training
+    caches = [group_keys(ds.cache()[0], ds.labels, cache_per_class) for ds in subsets]
+    for s, ds, (keys, y) in zip(shots, subsets, caches):
         values = one_hot(y, ds.num_classes).to(device)
         base = {"shots": s, "cache_entries": len(keys)}
         rows.append({**base, "method": "tip_adapter", **_tip(ds, keys, values, grid)})
@@ -292,9 +292,9 @@ def prompt_ensemble(d: AblationData, classifiers: Mapping[str, Tensor], tip_f: "
     α, β and Tip-F's epoch are chosen on val per classifier.
     Returns columns ``prompt, method, alpha, beta, val_acc, acc`` (+ ``best_epoch, train_s`` for Tip-F).
     """
-    rows = []
-    for name, w in classifiers.items():
-        dw = dataclasses.replace(d, class_embeddings=w).to(device)
+    rows, variants = [], {name: dataclasses.replace(d, class_embeddings=w) for name, w in classifiers.items()}
+    for name, dw in variants.items():
+        dw = dw.to(device)
         keys, values = dw.cache()
         rows.append({"prompt": name, "method": "zero_shot", **_zero_shot(dw)})
         rows.append({"prompt": name, "method": "tip_adapter", **_tip(dw, keys, values, grid)})

@@ -25,7 +25,12 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     for name in ("search_scale", "search_step"):
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, nargs=2, type=float if name == "search_scale" else int,
                        metavar=("BETA", "ALPHA"), help=f"(default: {getattr(d, name)})")
-    p.add_argument("--no-finetune", dest="finetune", action="store_false", default=None, help="skip Tip-Adapter-F")
+    p.add_argument("--methods", nargs="+", help=f"methods to run (default: {' '.join(d.methods)})")
+    p.add_argument("--protocol", choices=["clean", "paper"], help="(default: clean)")
+    p.add_argument("--sampler", choices=["tipkit", "official"], help="few-shot draw (default: tipkit)")
+    p.add_argument("--download", action="store_true", default=None, help="fetch missing images where torchvision can")
+    p.add_argument("--skip-corrupt", action="store_true", default=None,
+                   help="skip unreadable images (counted in the record) instead of stopping")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -49,12 +54,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_set(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with VALUE read as YAML (numbers, lists, null)."""
+    import yaml
+
+    if "=" not in text:
+        raise TipkitError(f"--set expects KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), yaml.safe_load(value)
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import load_sweep, run_sweep
 
     opts = {"kind": args.executor, "jobs": args.jobs, "partition": args.partition, "gpus": args.gpus,
             "time_min": args.time_min, "cpus": args.cpus, "mem_gb": args.mem_gb}
-    sweep = load_sweep(args.config, opts)
+    sweep = load_sweep(args.config, opts, set_params=dict(_parse_set(v) for v in args.set or []))
     failed = run_sweep(sweep, force=args.force, dry_run=args.dry_run)
     if failed:
         print(f"{len(failed)} of {len(sweep.cells)} cells failed:", file=sys.stderr)
@@ -70,6 +85,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     for p in aggregate(args.records, args.out):
         print(p)
     return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from .datacheck import main_check
+
+    return main_check(args.dataset, args.data_root, images=not args.no_images)
 
 
 def cmd_standin(args: argparse.Namespace) -> int:
@@ -103,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-min", type=int, help="Slurm time limit per cell, minutes (default 60)")
     p.add_argument("--cpus", type=int, help="CPUs per Slurm job (default 8)")
     p.add_argument("--mem-gb", type=int, help="memory per Slurm job, GB (default 32)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a fixed parameter of every cell")
     p.add_argument("--force", action="store_true", help="re-run cells that are done")
     p.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
     p.set_defaults(func=cmd_sweep)
@@ -110,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--records", default=None, help="records folder (default: <results>/records)")
     p.add_argument("--out", default=str(paths.BOOK_DATA))
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser("data", help="check a dataset on disk against the expected split sizes")
+    d = p.add_subparsers(dest="action", required=True).add_parser("check", help="count images, find bad files")
+    d.add_argument("--dataset", required=True)
+    d.add_argument("--root", dest="data_root", help="the folder holding the datasets (CoOp's layout)")
+    d.add_argument("--no-images", action="store_true", help="count files only; do not open every image")
+    d.set_defaults(func=cmd_data)
     p = sub.add_parser("standin", help="train the stand-in mini-CLIP or write its model card")
     p.add_argument("action", choices=["train", "card"])
     p.add_argument("--steps", type=int, default=None)

@@ -9,15 +9,32 @@ from typing import Any
 
 import yaml
 
-from .errors import TipkitError
+from .errors import TipkitError, choose
 
-# Per-dataset settings in the official repository's style (configs/*.yaml). Fashion-MNIST's are tipkit's
-# own choice for the stand-in; the search grid keeps the paper's 200 x 20 steps.
+PAPER_CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "paper"  # official per-dataset settings
+PAPER_KEYS = ("backbone", "pretrained", "search_scale", "search_step", "init_alpha", "init_beta", "augment_views",
+              "lr", "epochs")  # what a dataset's paper config sets by default (not shots or seed)
+
+# Per-dataset defaults. Fashion-MNIST's are tipkit's own choice for the stand-in (the search grid keeps the
+# paper's 200 x 20 steps); the paper's datasets read theirs from configs/paper/<dataset>.yaml (below).
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "fashion-mnist": {"search_scale": [10.0, 10.0], "init_alpha": 1.0, "init_beta": 1.0, "epochs": 20},
     "synthetic": {"search_scale": [10.0, 10.0], "search_step": [10, 5], "init_alpha": 1.0, "init_beta": 1.0,
                   "epochs": 2, "augment_views": 2},
 }
+
+
+def _paper_defaults() -> None:
+    for f in sorted(PAPER_CONFIGS.glob("*.yaml")):
+        spec = yaml.safe_load(f.read_text()) or {}
+        DATASET_DEFAULTS.setdefault(spec.get("dataset", f.stem), {k: spec[k] for k in PAPER_KEYS if k in spec})
+
+
+_paper_defaults()
+
+
+DEFAULT_METHODS = ("zero_shot", "tip_adapter", "tip_adapter_f")
+PROTOCOLS = ("clean", "paper")
 
 
 @dataclass
@@ -31,6 +48,8 @@ class RunConfig:
     precision: str = "fp32"  # autocast on CUDA: fp32, fp16 or bf16
     data_root: str | None = None  # where the dataset's files are (None: the registry's default places)
     augment_views: int = 10  # augmented views averaged into the cache keys (paper: 10)
+    sampler: str = "tipkit"  # few-shot draw: "tipkit" (numpy, per class) or "official" (Tip-Adapter/CoOp's random.sample)
+    skip_corrupt: bool = False  # skip unreadable images (counted in the record) instead of stopping on the first
     aug_seed: int = 0  # seeds the augmented views (per image), fixed across run seeds so runs share features
     search_scale: list[float] = field(default_factory=lambda: [7.0, 3.0])  # [beta, alpha] grid ranges
     search_step: list[int] = field(default_factory=lambda: [200, 20])  # [beta, alpha] grid sizes (paper)
@@ -40,36 +59,41 @@ class RunConfig:
     lr: float = 1e-3  # Tip-Adapter-F AdamW learning rate
     batch_size: int = 256  # Tip-F batch size and feature-extraction batch size
     workers: int = 0  # DataLoader workers for feature extraction
-    finetune: bool = True  # run Tip-Adapter-F
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))  # names from tipkit.methods
+    protocol: str = "clean"  # "clean": choices on min(K, 4) val images per class; "paper": the official code's
+    download: bool = False  # let a dataset's loader fetch missing images where torchvision can
     out: str | None = None  # record path (None: <results>/records/<run name>.json)
 
     def run_name(self) -> str:
         weights = Path(self.pretrained).stem if ("/" in self.pretrained or "." in self.pretrained) else self.pretrained
-        return f"{self.dataset}__{self.backbone}__{weights}__{self.shots}shot__seed{self.seed}"
+        return f"{self.dataset}__{self.backbone}__{weights}__{self.protocol}__{self.shots}shot__seed{self.seed}"
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 
 
 def _check_type(key: str, value: Any, default: Any) -> Any:
+    """``value`` coerced to the type of ``default`` (int -> float, tuple -> list), or a one-line error."""
     if value is None or default is None:
         return value
+    number = (isinstance(value, (int, float)) and not isinstance(value, bool))
     if isinstance(default, bool):
-        ok = isinstance(value, bool)
+        ok, want = isinstance(value, bool), "bool"
     elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
+        ok, want = isinstance(value, int) and not isinstance(value, bool), "int"
     elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
+        ok, want, value = number, "float", float(value) if number else value
+    elif isinstance(default, list) and isinstance(default[0], str):
+        ok = isinstance(value, (list, tuple)) and len(value) > 0 and all(isinstance(v, str) for v in value)
+        want, value = "a non-empty list of names", list(value) if ok else value
     elif isinstance(default, list):
         ok = isinstance(value, (list, tuple)) and len(value) == len(default) and \
             all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-        value = list(value) if ok else value
+        want, value = f"list of length {len(default)}", list(value) if ok else value
     else:
-        ok = isinstance(value, str)
+        ok, want = isinstance(value, str), "str"
     if not ok:
-        raise TipkitError(f"config key {key!r} must be {type(default).__name__}"
-                          f"{f' of length {len(default)}' if isinstance(default, list) else ''}, got {value!r}")
+        raise TipkitError(f"config key {key!r} must be {want}, got {value!r}")
     return value
 
 
@@ -82,9 +106,19 @@ def make_config(**overrides: Any) -> RunConfig:
     base = RunConfig()
     dataset = overrides.get("dataset", base.dataset)
     values = {**DATASET_DEFAULTS.get(dataset, {}), **overrides}
+    if "sampler" in values:
+        choose("sampler", values["sampler"], ["official", "tipkit"])
+    if "protocol" in values:
+        choose("protocol", values["protocol"], list(PROTOCOLS))
     checked = {k: _check_type(k, v, getattr(base, k) if getattr(base, k) is not None else None)
                for k, v in values.items()}
-    return dataclasses.replace(base, **checked)
+    cfg = dataclasses.replace(base, **checked)
+    if "methods" in overrides:
+        from .methods import list_methods
+
+        for m in cfg.methods:
+            choose("method", m, list_methods())
+    return cfg
 
 
 def load_yaml(path: "str | Path") -> dict[str, Any]:

@@ -54,6 +54,7 @@ class Dataset:
     classnames: list[str]
     templates: list[str]
     splits: dict[str, Split]
+    skipped: list[str] = field(default_factory=list)  # image files the loader left out (skip_corrupt=True)
 
     @property
     def num_classes(self) -> int:
@@ -77,9 +78,27 @@ def list_datasets() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_dataset(name: str, root: "str | Path | None" = None, download: bool = True) -> Dataset:
-    """Build a registered dataset; ``root`` overrides where its files are looked for."""
-    return _REGISTRY[choose("dataset", name, list_datasets())](root=root, download=download)
+def get_dataset(name: str, root: "str | Path | None" = None, download: bool = True, **options: object) -> Dataset:
+    """Build a registered dataset; ``root`` overrides where its files are looked for; ``options`` go to
+    the builder (e.g. ``skip_corrupt=True`` for the paper's datasets)."""
+    return _REGISTRY[choose("dataset", name, list_datasets())](root=root, download=download, **options)
+
+
+def dataset_for(cfg: object) -> Dataset:
+    """The dataset a run config names (``dataset``, ``data_root``, ``skip_corrupt``)."""
+    options = {"skip_corrupt": True} if getattr(cfg, "skip_corrupt", False) else {}
+    return get_dataset(cfg.dataset, root=cfg.data_root, download=getattr(cfg, "download", False),
+                       **options)  # type: ignore[attr-defined]
+
+
+def few_shot_for(cfg: object, train: Split, shots: "int | None" = None) -> np.ndarray:
+    """The few-shot draw of a run config: tipkit's sampler or the official one (``cfg.sampler``)."""
+    k, seed = shots or cfg.shots, cfg.seed  # type: ignore[attr-defined]
+    if getattr(cfg, "sampler", "tipkit") == "official":
+        from .fewshot_official import sample_few_shot_official
+
+        return sample_few_shot_official(train.labels, k, seed)
+    return sample_few_shot(train.labels, k, seed)
 
 
 # --------------------------------------------------------------------------- Fashion-MNIST
@@ -202,6 +221,22 @@ def sample_few_shot(labels: np.ndarray, shots: int, seed: int) -> np.ndarray:
     return np.concatenate(out)
 
 
+def val_for(cfg: object, val: Split) -> np.ndarray:
+    """The validation images a run may choose on: all of them under the ``paper`` protocol (Tip-Adapter's
+    code), ``min(K, 4)`` per class under ``clean`` (CoOp's), drawn with the run's sampler and seed."""
+    if getattr(cfg, "protocol", "clean") == "paper":
+        return np.arange(len(val))
+    k, seed = min(int(cfg.shots), 4), cfg.seed  # type: ignore[attr-defined]
+    if getattr(cfg, "sampler", "tipkit") == "official":
+        from .fewshot_official import reduce_val_official
+
+        return reduce_val_official(val.labels, k, seed)
+    return np.sort(sample_few_shot(val.labels, k, seed + 7919))  # its own stream: not the train draw's
+
+
 def manifest(split: Split, indices: np.ndarray) -> list[dict]:
     """The chosen images as ``[{"index", "id", "label"}]``, saved with every run."""
     return [{"index": int(i), "id": split.ids[int(i)], "label": int(split.labels[int(i)])} for i in indices]
+
+
+from . import datasets_paper  # noqa: E402,F401  (registers the paper's datasets)

@@ -81,7 +81,7 @@ def _file_lines(name: str, base: Path, ds: data.Dataset) -> list[str]:
         if why == "missing":
             found["missing"].append(f"{name}: missing image {base / rel}")
         elif why is not None:
-            found["unreadable"].append(f"{name}: unreadable image {base / rel}: {why.removeprefix('unreadable ')}")
+            found["unreadable"].append(f"{name}: unreadable image {base / rel} {why.removeprefix('unreadable ')}")
     out = []
     for kind, lines in found.items():
         out += lines[:MAX_FILE_LINES]

@@ -18,8 +18,9 @@ oxford_pets     oxford_pets/               split_zhou_OxfordPets.json, images in
 stanford_cars   stanford_cars/             split_zhou_StanfordCars.json, images in cars_train/, cars_test/
 sun397          sun397/                    split_zhou_SUN397.json, images in SUN397/
 ucf101          ucf101/                    split_zhou_UCF101.json, mid-frames in UCF-101-midframes/
-imagenet, imagenet_v2, imagenet_sketch: see :mod:`tipkit.datasets_imagenet`
 ==============  =========================  ==============================================================
+
+``imagenet``, ``imagenet_v2`` and ``imagenet_sketch`` live in :mod:`tipkit.datasets_imagenet`.
 
 Class names come from the split files (label order), ``_`` turned into spaces; templates are the
 paper's (:mod:`tipkit.classnames`). Caltech101 leaves out BACKGROUND_Google and Faces_easy (CoOp's
@@ -91,7 +92,8 @@ LAYOUTS: dict[str, Layout] = {
                      "http://vision.princeton.edu/projects/2010/SUN/SUN397.tar.gz"),
     "ucf101": Layout("ucf101", ("UCF-101-midframes",), "UCF-101-midframes", "split_zhou_UCF101.json",
                      "1I0S0q91hJfsV9Gf4xDIjgDq4AqBNJb1y",
-                     "UCF-101-midframes.zip from https://drive.google.com/file/d/10Jqome3vtUA2keJkNanAiFpgbyC9Hc2O/view"),
+                     "UCF-101-midframes.zip (CoOp's extracted middle frames) from "
+                     "https://drive.google.com/file/d/10Jqome3vtUA2keJkNanAiFpgbyC9Hc2O/view"),
 }
 
 
@@ -184,7 +186,7 @@ def _json_dataset(name: str, root: "str | Path | None", download: bool, skip_cor
 
 @register("caltech101")
 def caltech101(root: "str | Path | None" = None, download: bool = False, skip_corrupt: bool = False) -> Dataset:
-    """Caltech101 (100 classes, CoOp split): ``<root>/caltech-101/{101_ObjectCategories/, split_zhou_Caltech101.json}``."""
+    """Caltech101 (100 classes): ``<root>/caltech-101/{101_ObjectCategories/, split_zhou_Caltech101.json}``."""
     return _json_dataset("caltech101", root, download, skip_corrupt)
 
 

@@ -2,15 +2,17 @@
 
 A method is a **factory**: a zero-argument callable that does all of the method's fitting (its run time
 is the training time) and returns a **predictor**, ``features [N, D] -> logits [N, C]``. :func:`measure`
-takes a registry ``{name: factory}``, so baselines can be added next to :func:`tip_methods`.
+takes a registry ``{name: factory}``; :func:`method_factories` makes one from the :mod:`tipkit.methods`
+registry (zero-shot, Tip-Adapter, Tip-Adapter-F and the baselines), and any other callable can join it.
 
 Inference time per image = the median over repeats of one batched predictor call on ``batch_size``
 features, divided by the batch size, plus (when an image encoder is given) the median encoder forward
 time per image on a batch of that size; the paper's batch is 32. On CUDA every timed call is
 synchronised. Memory is ``torch.cuda.max_memory_allocated`` on CUDA (absolute peak, resident tensors
-included, as the paper's GPU memory) and, on the CPU, the peak resident set size above its value at the
-start of the measured call, sampled every millisecond by a thread (``/proc/self/statm`` or psutil);
-the column names say which.
+included, as the paper's GPU memory) and, on the CPU, the peak anonymous resident memory (resident minus
+file-backed pages, so library page-ins do not count) above its value at the start of the measured call,
+sampled every millisecond by a thread (``/proc/self/statm``; psutil's RSS elsewhere); the column names
+say which.
 """
 
 from __future__ import annotations
@@ -22,24 +24,25 @@ import statistics
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import pandas as pd
 import torch
 
-from .ablations import AblationData, Grid, TipF
+from .ablations import AblationData
 from .cache import l2_normalize
 from .errors import TipkitError
-from .finetune import finetune
-from .fusion import clip_logits, tip_logits
 from .metrics import accuracy
-from .search import grid_search, paper_grid
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .methods import FewShotData
 
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor
 Predictor = Callable[[Tensor], Tensor]  # features [N, D] (on the device) -> logits [N, C]
 MethodFactory = Callable[[], Predictor]  # fits the method; its run time is the training time
 MIB = 2.0 ** 20
+DEFAULT_METHODS = ("zero_shot", "tip_adapter", "tip_adapter_f")  # the paper's efficiency table, tipkit's rows
 
 
 def memory_kind(device: "str | torch.device") -> str:
@@ -135,7 +138,7 @@ def measure(methods: Mapping[str, MethodFactory], features: Tensor, labels: "Ten
     """Time and measure every method of the registry, in order.
 
     Args:
-        methods: name -> factory (see the module docstring), e.g. :func:`tip_methods`.
+        methods: name -> factory (see the module docstring), e.g. :func:`method_factories`.
         features: ``[N, D]`` L2-normalised query features (test features); the first ``batch_size`` are
             the timed batch, all N give ``acc`` when ``labels [N]`` are given (else ``acc`` is NaN).
         encoder, images: optional image encoder ``[B, 3, H, W] -> [B, D]`` (e.g. :func:`clip_encoder`) and
@@ -202,34 +205,34 @@ def _measure(methods: Mapping[str, MethodFactory], features: Tensor, labels: "Te
     return pd.DataFrame(rows)
 
 
-def tip_methods(d: AblationData, grid: "Grid | None" = None, tip_f: TipF = TipF(),
-                device: "str | torch.device" = "cpu") -> dict[str, MethodFactory]:
-    """Factories for ``zero_shot``, ``tip_adapter`` and ``tip_adapter_f`` on ``d`` (test features unused).
+def method_factories(data: "AblationData | FewShotData", names: Sequence[str] = DEFAULT_METHODS,
+                     overrides: "Mapping[str, Mapping[str, Any]] | None" = None,
+                     seed: int = 1, device: "str | torch.device" = "cpu") -> dict[str, MethodFactory]:
+    """Factories for methods of the :mod:`tipkit.methods` registry, fitted on ``data``.
 
-    Tip-Adapter's fitting is building the cache and searching α, β on val (the paper counts it as 0
-    training); Tip-Adapter-F's is that plus :func:`tipkit.finetune.finetune` (epoch kept on val).
+    A factory builds ``get_method(name, **overrides[name])``, fits it (tuning on val only; the test
+    features of an :class:`~tipkit.ablations.AblationData` are dropped) and returns its ``predict``
+    (logits on the CPU, as every registry method returns them). So Tip-Adapter's training time is its
+    cache plus the α/β search (the paper counts it as 0) and Tip-Adapter-F's adds the fine-tuning.
+    ``seed`` and ``device`` apply when ``data`` is an AblationData (a FewShotData carries its own).
+    Names and overrides are checked here, before anything is measured.
     """
-    d = d.to(device)
-    betas, alphas = grid if grid is not None else paper_grid()
-    w = d.class_embeddings
+    from .methods import FewShotData, get_method
 
-    def zero_shot() -> Predictor:
-        return lambda f: clip_logits(f, w)
+    overrides = dict(overrides or {})
+    unused = sorted(set(overrides) - set(names))
+    if unused:
+        raise TipkitError(f"overrides for {unused[0]!r}, which is not among the methods {list(names)}")
+    for name in names:
+        get_method(name, **overrides.get(name, {}))  # unknown names and hyperparameters fail now
+    if isinstance(data, AblationData):
+        data = FewShotData(views=data.views, labels=data.labels, val=data.val_features, val_labels=data.val_labels,
+                           class_embeddings=data.class_embeddings, seed=seed, device=str(device))
 
-    def searched(keys: Tensor, values: Tensor) -> Predictor:
-        s = grid_search(d.val_features, d.val_labels, w, keys, values, betas, alphas)
-        return lambda f: tip_logits(f, w, keys, values, s.best_alpha, s.best_beta)
+    def factory(name: str) -> MethodFactory:
+        return lambda: get_method(name, **overrides.get(name, {})).fit(data).predict
 
-    def tip_adapter() -> Predictor:
-        return searched(*d.cache())
-
-    def tip_adapter_f() -> Predictor:
-        keys, values = d.cache()
-        r = finetune(d.views, d.labels, d.val_features, d.val_labels, w, keys, values, tip_f.alpha, tip_f.beta,
-                     epochs=tip_f.epochs, lr=tip_f.lr, batch_size=tip_f.batch_size, seed=tip_f.seed, device=device)
-        return searched(r.keys.to(device), values)
-
-    return {"zero_shot": zero_shot, "tip_adapter": tip_adapter, "tip_adapter_f": tip_adapter_f}
+    return {name: factory(name) for name in names}
 
 
 def clip_encoder(cfg: Any, batch_size: int = 32) -> tuple[Callable[[Tensor], Tensor], Tensor]:
@@ -241,7 +244,7 @@ def clip_encoder(cfg: Any, batch_size: int = 32) -> tuple[Callable[[Tensor], Ten
     from .features import _autocast, load_backbone
 
     bb = load_backbone(cfg.backbone, cfg.pretrained, device=cfg.device, precision=cfg.precision, init_seed=cfg.seed)
-    test = data_mod.get_dataset(cfg.dataset, root=cfg.data_root).split("test")
+    test = data_mod.dataset_for(cfg).split("test")
     images = torch.stack([bb.preprocess(test.image(i)) for i in range(min(batch_size, len(test)))]).to(bb.device)
 
     @torch.no_grad()

@@ -35,6 +35,7 @@ from .io import torch_save
 log = logging.getLogger(__name__)
 DEFAULT_BACKBONE = standin.NAME
 DEFAULT_PRETRAINED = "standin"  # alias for the committed stand-in checkpoint
+STORE_FORMAT = 2  # layout of a feature file ({indices, features}); part of every key
 RANDOM_INIT = "none"  # pretrained value meaning: random initialisation (smoke tests only)
 
 
@@ -82,6 +83,15 @@ def _looks_like_path(s: str) -> bool:
     return os.sep in s or s.startswith(".") or Path(s).suffix in {".pt", ".pth", ".bin", ".safetensors", ".npz"}
 
 
+def load_state(path: "str | Path") -> dict[str, torch.Tensor]:
+    """A checkpoint's tensors (safetensors or torch.save)."""
+    if str(path).endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def resolve_pretrained(name: str, pretrained: "str | None") -> tuple["str | None", str]:
     """Map ``pretrained`` (tag, path, ``standin`` or ``none``) to (open_clip argument, weights id)."""
     import open_clip
@@ -92,7 +102,12 @@ def resolve_pretrained(name: str, pretrained: "str | None") -> tuple["str | None
         pretrained = str(paths.STANDIN_CHECKPOINT)
     if Path(pretrained).is_file():
         try:
-            torch.load(pretrained, map_location="cpu", weights_only=True)
+            if pretrained.endswith(".safetensors"):
+                from safetensors.torch import load_file
+
+                load_file(pretrained)
+            else:
+                torch.load(pretrained, map_location="cpu", weights_only=True)
         except Exception as e:
             raise TipkitError(f"{pretrained} is not a checkpoint torch can load ({type(e).__name__}); "
                               "pass an open_clip checkpoint file or a pretrained tag") from None
@@ -183,7 +198,7 @@ class _Images(torch.utils.data.Dataset):
 
 def feature_key(bb: Backbone, dataset: str, split: Split, view: "int | None", aug_seed: int) -> str:
     """Hash of every input that determines a feature store (one per model, split and view)."""
-    parts = {"tipkit": __version__, "model": bb.name, "weights": bb.weights_id, "precision": bb.precision,
+    parts = {"tipkit": __version__, "format": STORE_FORMAT, "model": bb.name, "weights": bb.weights_id, "precision": bb.precision,
              "dataset": dataset, "split": split.name, "images": split.fingerprint(),
              "transform": repr(_transform_for(bb, view)), "view": view,
              "aug_seed": aug_seed if view is not None else None}

@@ -105,7 +105,7 @@ def drop_unreadable(base: Path, raw: dict[str, RawSplit]) -> tuple[dict[str, Raw
     if bad:
         first = next(iter(bad))
         log.warning("skipping %d unreadable image files under %s (first: %s, %s)", len(bad), base, first, bad[first])
-    kept = {k: ([i for i in rel if i not in bad], [y for i, y in zip(rel, lab) if i not in bad])
+    kept = {k: ([i for i in rel if i not in bad], [y for i, y in zip(rel, lab, strict=True) if i not in bad])
             for k, (rel, lab) in raw.items()}
     return kept, [str(base / rel) for rel in bad]
 

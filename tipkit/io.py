@@ -21,6 +21,9 @@ def atomic_path(path: "str | Path") -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions open() would
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -42,4 +45,13 @@ def write_text(path: "str | Path", text: str) -> Path:
 def torch_save(path: "str | Path", obj: Any) -> Path:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+    return Path(path)
+
+
+def save_safetensors(path: "str | Path", tensors: dict[str, torch.Tensor]) -> Path:
+    """A state dict as safetensors (the same tensors always give the same bytes, unlike torch.save)."""
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
     return Path(path)

@@ -15,7 +15,7 @@ REPO = PACKAGE.parent  # meaningful in a source checkout (editable install)
 
 STANDIN_DIR = PACKAGE / "standin"
 STANDIN_CONFIG = STANDIN_DIR / "tipkit-standin-mini.json"  # open_clip model config
-STANDIN_CHECKPOINT = STANDIN_DIR / "tipkit-standin-mini.pt"  # committed weights
+STANDIN_CHECKPOINT = STANDIN_DIR / "tipkit-standin-mini.safetensors"  # committed weights (byte-reproducible)
 STANDIN_CARD_DATA = STANDIN_DIR / "model_card.json"  # measured numbers for the model card
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")

@@ -15,7 +15,11 @@ from . import __version__, paths
 from .io import write_json
 
 log = logging.getLogger(__name__)
-METHOD_LABELS = {"zero_shot": "Zero-shot", "tip_adapter": "Tip-Adapter", "tip_adapter_f": "Tip-Adapter-F"}
+METHOD_LABELS = {"zero_shot": "Zero-shot", "zero_shot_single": "Zero-shot (1 prompt)", "linear_probe": "Linear probe",
+                 "coop": "CoOp", "clip_adapter": "CLIP-Adapter", "tip_adapter": "Tip-Adapter",
+                 "tip_adapter_f": "Tip-Adapter-F", "tip_x": "Tip-X", "ape": "APE", "ape_t": "APE-T", "gda": "GDA",
+                 "clap": "CLAP", "lp_plus_plus": "LP++"}
+PROTOCOL_LABELS = {"clean": "clean (choices on val)", "paper": "paper (official code; test-set selection)"}
 MAIN_STUDY = "tip_adapter"  # the notebook whose records make the main results tables
 VERSIONED = ("torch", "torchvision", "open_clip_torch", "numpy", "papermill", "jupyter-book")
 
@@ -72,7 +76,7 @@ def load_records(folder: "str | Path | None" = None, recursive: bool = False) ->
 
 
 def tidy(records: list[dict[str, Any]]) -> "Any":
-    """One row per (run, method, split): dataset, backbone, pretrained, shots, seed, method, split, top1."""
+    """One row per (run, method, split): dataset, backbone, pretrained, protocol, shots, seed, method, split, top1."""
     import pandas as pd
 
     rows = []
@@ -81,7 +85,8 @@ def tidy(records: list[dict[str, Any]]) -> "Any":
         for split, accs in r["metrics"].items():
             for method, acc in accs.items():
                 rows.append({"dataset": c["dataset"], "backbone": c["backbone"], "pretrained": c["pretrained"],
-                             "shots": c["shots"], "seed": c["seed"], "method": method, "split": split,
+                             "protocol": c.get("protocol", "clean"), "shots": c["shots"], "seed": c["seed"],
+                             "method": method, "split": split,
                              "top1": acc, "git_sha": r.get("git_sha"), "total_s": r["timings"].get("total_s")})
     return pd.DataFrame(rows)
 
@@ -99,21 +104,39 @@ def provenance(records: list[dict[str, Any]]) -> "Any":
 
 def study_tables(records: list[dict[str, Any]]) -> "dict[str, Any]":
     """Tables that ablation/efficiency records carry (``record["tables"][name]`` = list of rows), each
-    concatenated over records with the run's dataset, backbone, shots and seed as columns."""
+    concatenated over records with the run's dataset, backbone, shots and seed as columns (``run_shots``
+    etc. where the table has a column of that name already)."""
     import pandas as pd
 
     out: dict[str, list] = {}
     for r in records:
         c = r["config"]
         for name, rows in (r.get("tables") or {}).items():
-            out.setdefault(name, []).append(pd.DataFrame(rows).assign(
-                dataset=c["dataset"], backbone=c["backbone"], shots=c["shots"], seed=c["seed"]))
+            frame = pd.DataFrame(rows)
+            run = {k if k not in frame else f"run_{k}": c[k] for k in ("dataset", "backbone", "shots", "seed")}
+            out.setdefault(name, []).append(frame.assign(**run))
     return {name: pd.concat(frames, ignore_index=True) for name, frames in out.items()}
+
+
+def executions(folder: "str | Path | None" = None) -> "Any":
+    """One row per executed notebook (papermill's metadata): study, run, status, start time, duration."""
+    import pandas as pd
+
+    folder = Path(folder) if folder else paths.executed_dir()
+    rows = []
+    for p in sorted(folder.rglob("*.ipynb")):
+        if p.name.startswith("."):
+            continue  # a run still in progress (or killed): its temp file
+        meta = json.loads(p.read_text()).get("metadata", {}).get("papermill", {})
+        rows.append({"study": p.parent.name, "run": p.stem, "status": "failed" if meta.get("exception") else "ok",
+                     "started": meta.get("start_time"), "seconds": round(meta.get("duration") or 0.0, 1)})
+    return pd.DataFrame(rows, columns=["study", "run", "status", "started", "seconds"])
 
 
 def aggregate(records_dir: "str | Path | None" = None, out_dir: "str | Path" = paths.BOOK_DATA) -> list[Path]:
     """Write the book's tables into ``out_dir``: ``runs.csv`` (tidy rows of the main study), ``summary.csv``
-    (test mean ± std over seeds), ``provenance.csv`` (every record) and one CSV per study table."""
+    (test mean ± std over seeds), ``provenance.csv`` (every record), ``executions.csv`` (every executed
+    notebook's status and time) and one CSV per study table."""
     from .errors import TipkitError
     from .io import write_text
 
@@ -125,23 +148,58 @@ def aggregate(records_dir: "str | Path | None" = None, out_dir: "str | Path" = p
     df = tidy(main)
     out_dir = Path(out_dir)
     test = df[df.split == "test"]
-    summary = (test.groupby(["dataset", "backbone", "pretrained", "method", "shots"])["top1"]
+    summary = (test.groupby(["dataset", "backbone", "pretrained", "protocol", "method", "shots"])["top1"]
                .agg(mean="mean", std="std", seeds="count").reset_index())
     summary["std"] = summary["std"].fillna(0.0)
     written = [write_text(out_dir / "runs.csv", df.to_csv(index=False)),
                write_text(out_dir / "summary.csv", summary.to_csv(index=False, float_format="%.4f")),
-               write_text(out_dir / "provenance.csv", provenance(everything).to_csv(index=False))]
+               write_text(out_dir / "provenance.csv", provenance(everything).to_csv(index=False)),
+               write_text(out_dir / "executions.csv", executions().to_csv(index=False))]
     for name, table in study_tables(everything).items():
         written.append(write_text(out_dir / f"{name}.csv", table.to_csv(index=False)))
     log.info("aggregated %d records (%d in the main study) into %s", len(everything), len(main), out_dir)
     return written
 
 
-def record_table(record: dict[str, Any], what: str = "metrics") -> "Any":
-    """A record as a small DataFrame: ``metrics`` (method × split) or ``history`` (Tip-F epochs)."""
+def record_table(record: dict[str, Any], what: str = "metrics", method: str = "tip_adapter_f") -> "Any":
+    """A record as a small DataFrame: ``metrics`` (method × split) or ``history`` (one method's epochs)."""
     import pandas as pd
 
     if what == "history":
-        return pd.DataFrame(record["history"])
+        return pd.DataFrame(record["history"].get(method, []))
     df = pd.DataFrame(record["metrics"]).rename(index=METHOD_LABELS)
     return df[[c for c in ("val", "test") if c in df]].round(2)
+
+
+class Stopwatch:
+    """Wall-clock time since creation, for a study's ``timings``."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._t0 = time.perf_counter()
+
+    def seconds(self) -> float:
+        import time
+
+        return round(time.perf_counter() - self._t0, 3)
+
+
+def write_study(config: Any, study: str, tables: "dict[str, Any]", clock: "Stopwatch | None" = None,
+                **extra: Any) -> Path:
+    """Write an ablation/efficiency notebook's record: its config and its result tables (DataFrames),
+    atomically, to ``config.out`` or ``<records>/<study>/<run name>.json``. Returns the path."""
+    from dataclasses import asdict
+
+    from .features import resolve_pretrained
+
+    _, weights = resolve_pretrained(config.backbone, config.pretrained)
+    record = make_record(config=asdict(config), study=study,
+                         tables={name: df.to_dict("records") for name, df in tables.items()},
+                         timings={"total_s": clock.seconds() if clock else None},
+                         model={"name": config.backbone, "pretrained": config.pretrained, "weights": weights},
+                         **extra)
+    path = Path(config.out) if config.out else paths.records_dir() / study / f"{config.run_name()}.json"
+    write_json(path, record)
+    log.info("wrote %s", path)
+    return path

@@ -97,6 +97,13 @@ def code_hash() -> str:
     return h.hexdigest()
 
 
+def _slug(value: Any) -> str:
+    """A parameter value as a file-name part: lists joined with '-'."""
+    if isinstance(value, (list, tuple)):
+        return "-".join(_slug(v) for v in value)
+    return str(value).replace("/", "_").replace(" ", "")
+
+
 def _weights_hash(params: dict[str, Any]) -> str:
     from .features import file_sha256
 
@@ -105,8 +112,12 @@ def _weights_hash(params: dict[str, Any]) -> str:
     return file_sha256(path) if path.is_file() else str(pre)
 
 
-def load_sweep(path: "str | Path", overrides: "dict[str, Any] | None" = None) -> Sweep:
-    """Parse and validate a sweep file: unknown keys, wrong types and empty grids are errors."""
+def load_sweep(path: "str | Path", overrides: "dict[str, Any] | None" = None,
+               set_params: "dict[str, Any] | None" = None) -> Sweep:
+    """Parse and validate a sweep file: unknown keys, wrong types and empty grids are errors.
+
+    ``overrides`` replace executor settings; ``set_params`` replace fixed notebook parameters of every cell.
+    """
     spec = load_yaml(path)
     _check_keys(str(path), spec, TOP_KEYS)
     fixed = spec.get("fixed") or {}
@@ -135,10 +146,10 @@ def load_sweep(path: "str | Path", overrides: "dict[str, Any] | None" = None) ->
                 raise TipkitError(f"{path}: grid key {k!r} must be a non-empty list, got {v!r}")
         nb_sha = hashlib.sha256(nb.read_bytes()).hexdigest()
         for combo in itertools.product(*grid.values()) if grid else [()]:
-            params = {**fixed, **(study.get("fixed") or {}), **dict(zip(grid, combo))}
+            params = {**fixed, **(study.get("fixed") or {}), **dict(zip(grid, combo)), **(set_params or {})}
             check_params(nb, params, defaults)
             cfg = make_config(**{k: v for k, v in params.items() if k in FIELDS})
-            extra = "".join(f"__{k}-{params[k]}" for k in sorted(params) if k not in FIELDS)
+            extra = "".join(f"__{k}-{_slug(params[k])}" for k in sorted(params) if k not in FIELDS)
             run = f"{cfg.run_name()}{extra}"
             inputs = hashlib.sha256(json.dumps({"nb": nb_sha, "params": params, "code": code,
                                                 "weights": _weights_hash(params)}, sort_keys=True,

@@ -85,7 +85,7 @@ class APE(Method):
         a = torch.tensor(alphas, device=dev)[:, None, None]
         correct = torch.empty(len(betas), len(alphas), len(gammas), dtype=torch.long)
         soft = [v * torch.exp(g * self.div) for g in gammas]
-        for i, beta in enumerate(betas):
+        for i, beta in enumerate(tqdm(betas, desc="APE search", unit="beta", leave=False)):
             e = torch.exp(-beta * (1.0 - aff))
             for k, sv in enumerate(soft):
                 correct[i, :, k] = count_correct(zs + (e @ sv) * a, yv).cpu()

@@ -46,6 +46,9 @@ class FewShotData:
         device: torch device every method computes on.
         backbone: the loaded open_clip model (only CoOp needs its text encoder).
         classnames: class names (only CoOp needs them).
+
+    Tensors are stored as float32 (labels int64) on the CPU and treated as read-only; every method
+    moves what it needs to ``device``.
     """
 
     views: torch.Tensor
@@ -60,6 +63,10 @@ class FewShotData:
     classnames: "list[str] | None" = None
 
     def __post_init__(self) -> None:
+        for name in ("views", "val", "class_embeddings", "single_prompt_embeddings"):  # canonical: float32, CPU
+            t = getattr(self, name)
+            if t is not None:
+                setattr(self, name, torch.as_tensor(t).detach().float().cpu())
         if self.views.dim() == 2:
             self.views = self.views.unsqueeze(0)
         if self.views.dim() != 3:
@@ -135,6 +142,9 @@ def get_method(name: str, **overrides: Any) -> "Method":
     return METHODS[name](**overrides)
 
 
+FIXED_LENGTH = ("search_scale", "search_step", "w")  # list hyperparameters with one value per grid axis or term
+
+
 def _check_value(method: str, key: str, value: Any, default: Any) -> None:
     if default is None or value is None:
         return
@@ -143,7 +153,10 @@ def _check_value(method: str, key: str, value: Any, default: Any) -> None:
     elif isinstance(default, (int, float)):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     elif isinstance(default, (list, tuple)):
-        ok = isinstance(value, (list, tuple))
+        ok = isinstance(value, (list, tuple)) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+        if ok and key in FIXED_LENGTH and len(value) != len(default):
+            raise TipkitError(f"hyperparameter {key!r} of {method} must have {len(default)} values, got {list(value)!r}")
     else:
         ok = isinstance(value, type(default))
     if not ok:
@@ -221,8 +234,9 @@ def linear_grid(scale: float, steps: int, start: float) -> list[float]:
 def grid_or(explicit: "list[float] | None", scale: float, steps: int, start: float) -> list[float]:
     """``explicit`` when given (non-empty), else :func:`linear_grid`."""
     if explicit is not None:
-        if len(explicit) == 0:
-            raise TipkitError("an explicit search grid must not be empty")
+        if not isinstance(explicit, (list, tuple)) or len(explicit) == 0 or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in explicit):
+            raise TipkitError(f"an explicit search grid must be a non-empty list of numbers, got {explicit!r}")
         return [float(v) for v in explicit]
     return linear_grid(scale, steps, start)
 

@@ -22,7 +22,6 @@ import logging
 
 import torch
 import torch.nn.functional as F
-from open_clip.transformer import text_global_pool
 from tqdm.auto import tqdm
 
 from ..cache import l2_normalize
@@ -35,6 +34,8 @@ POSITIONS = ("end", "middle", "front")
 
 def encode_prompts(model: torch.nn.Module, embeddings: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """Text features ``[C, D]`` of prompt ``embeddings [C, L, width]`` (tokens ``[C, L]`` locate the EOS)."""
+    from open_clip.transformer import text_global_pool  # lazy: open_clip is slow to import
+
     cast = model.transformer.get_cast_dtype()
     x = embeddings.to(cast) + model.positional_embedding.to(cast)
     x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask))
@@ -109,12 +110,14 @@ class CoOp(Method):
         if p["class_token_position"] not in POSITIONS:
             raise TipkitError(f"coop: unknown class_token_position {p['class_token_position']!r}; known: {', '.join(POSITIONS)}")
         shots = max(1, round(len(data.labels) / data.num_classes))
+        if p["epochs"] is not None and (not isinstance(p["epochs"], int) or isinstance(p["epochs"], bool)):
+            raise TipkitError(f"coop: epochs must be an integer or None (CoOp's schedule by shots), got {p['epochs']!r}")
         epochs = int(p["epochs"]) if p["epochs"] is not None else default_epochs(shots)
         require_positive(self.name, n_ctx=p["n_ctx"], epochs=epochs, batch_size=p["batch_size"])
         gen = torch.Generator().manual_seed(data.seed)
         learner = PromptLearner(model, data.backbone.tokenizer, data.classnames, int(p["n_ctx"]), bool(p["csc"]),
                                 p["class_token_position"], float(p["ctx_std"]), gen)
-        self.scale = float(model.logit_scale.exp()) if hasattr(model, "logit_scale") else 100.0
+        self.scale = float(model.logit_scale.detach().exp()) if hasattr(model, "logit_scale") else 100.0
         views, y = data.normalized_views.to(dev), data.labels.to(dev)
         opt = torch.optim.SGD(learner.parameters(), lr=p["lr"], momentum=p["momentum"], weight_decay=p["weight_decay"])
         flags = [q.requires_grad for q in model.parameters()]

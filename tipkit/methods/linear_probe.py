@@ -21,13 +21,16 @@ from __future__ import annotations
 import logging
 import warnings
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
 
 from ..errors import TipkitError
 from .base import FewShotData, Method, register
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sklearn.linear_model import LogisticRegression
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,10 @@ log = logging.getLogger(__name__)
 class LinearProbe(Method):
     name = "linear_probe"
 
-    def _fit_c(self, c: float) -> LogisticRegression:
+    def _fit_c(self, c: float) -> "LogisticRegression":
+        from sklearn.exceptions import ConvergenceWarning  # lazy: scikit-learn is slow to import
+        from sklearn.linear_model import LogisticRegression
+
         if c not in self._fits:
             clf = LogisticRegression(solver="lbfgs", max_iter=int(self.params["max_iter"]), C=c)
             with warnings.catch_warnings():
@@ -57,7 +63,7 @@ class LinearProbe(Method):
         self._x = data.keys.double().numpy()  # [K, D]
         self._y = data.labels.numpy()
         self._xv, self._yv = data.val.double().cpu().numpy(), data.val_labels.numpy()
-        self._fits: dict[float, LogisticRegression] = {}
+        self._fits: dict[float, "LogisticRegression"] = {}
         if len(np.unique(self._y)) < 2:
             raise TipkitError("linear_probe needs few-shot images of at least two classes")
 

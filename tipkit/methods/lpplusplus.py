@@ -75,7 +75,7 @@ class LPPlusPlus(Method):
             with torch.no_grad():
                 acc = val_accuracy(self._logits(fv, weight, bias, alpha), yv)
             self.history.append({"epoch": epoch + 1, "loss": loss.item(), "val_acc": acc,
-                                 "alpha_mean": float(alpha.mean())})
+                                 "alpha_mean": float(alpha.detach().mean())})
             if acc >= best[0]:  # last maximum, as the code
                 best = (acc, epoch + 1, (weight.detach().clone(), bias.detach().clone(), alpha.detach().clone()))
         self.weight, self.bias, self.alpha = best[2]

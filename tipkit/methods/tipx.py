@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 
 import torch
+from tqdm.auto import tqdm
 
 from .base import (FewShotData, Method, alpha_chunks, count_correct, grid_or, register, require_positive,
                    zero_shot_logits)
@@ -69,18 +70,18 @@ class TipX(Method):
         self.ranges = (float(kl.min()), float(kl.max()), float(affinity.min()), float(affinity.max()))
         zs, kl_logits = zero_shot_logits(fv, self.W), self._kl_logits(fv)
 
-        a = torch.tensor(alphas, device=dev)
-        g = torch.tensor(gammas, device=dev)
+        a, g = torch.tensor(alphas, device=dev), torch.tensor(gammas, device=dev)
         ag = torch.stack(torch.meshgrid(a, g, indexing="ij"), -1).reshape(-1, 2)  # [nα·nγ, 2], α-major
+        coef = torch.cat([torch.ones(len(ag), 1, device=dev), ag], dim=1)  # rows (1, α, γ)
         correct = torch.empty(len(betas), len(ag), dtype=torch.long)
         n, c = zs.shape
         starts = alpha_chunks(n, c, len(ag))
-        for i, beta in enumerate(betas):
+        for i, beta in enumerate(tqdm(betas, desc="Tip-X search", unit="beta", leave=False)):
             cache = torch.exp(-beta * (1.0 - affinity)) @ self.values  # [Nv, C]
-            for s in starts:
-                chunk = ag[s:s + starts.step]
-                logits = zs + chunk[:, 0, None, None] * cache + chunk[:, 1, None, None] * kl_logits
-                correct[i, s:s + len(chunk)] = count_correct(logits, yv).cpu()
+            terms = torch.stack([zs, cache, kl_logits]).reshape(3, n * c)
+            for s in starts:  # every (α, γ) of the chunk in one product: zs + α·cache + γ·kl
+                logits = (coef[s:s + starts.step] @ terms).view(-1, n, c)
+                correct[i, s:s + len(logits)] = count_correct(logits, yv).cpu()
         grid = correct.reshape(len(betas), len(alphas), len(gammas)).permute(1, 0, 2)  # official order α, β, γ
         ia, ib, ig = torch.unravel_index(torch.argmax(grid.flatten()), grid.shape)  # first maximum
         self.alpha, self.beta, self.gamma = alphas[int(ia)], betas[int(ib)], gammas[int(ig)]

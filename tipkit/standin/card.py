@@ -61,7 +61,7 @@ Tip-Adapter-F) runs for real on a laptop. Its accuracies say nothing about CLIP'
 ## Files
 - Architecture: `tipkit/standin/{paths.STANDIN_CONFIG.name}` (an open_clip model config, registered with
   `open_clip.add_model_config`).
-- Weights: `tipkit/standin/{paths.STANDIN_CHECKPOINT.name}`, fp16 state dict, {tr['checkpoint_bytes']:,} bytes,
+- Weights: `tipkit/standin/{paths.STANDIN_CHECKPOINT.name}`, fp16 state dict (safetensors), {tr['checkpoint_bytes']:,} bytes,
   sha256 `{tr['checkpoint_sha256']}`.
 - Load: `open_clip.create_model_and_transforms("{NAME}", pretrained="<that path>")` after
   `tipkit.standin.register()`.

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from .. import paths
 from ..data import get_dataset
-from ..io import torch_save
+from ..io import save_safetensors
 from . import NAME, register
 from .captions import caption
 
@@ -37,7 +37,7 @@ class Recipe:
     weight_decay: float = 0.1  # AdamW weight decay (CLIP's value)
     warmup: int = 100  # linear warm-up steps, then cosine decay to 0
     noise: float = 0.2  # fraction of captions describing a random other class (web-like label noise)
-    canonical: float = 0.03  # fraction of captions using the canonical class name instead of a synonym
+    canonical: float = 0.002  # fraction of captions using the canonical class name instead of a synonym
     crop_area: tuple[float, float] = (0.5, 1.0)  # random-resized-crop area range, as Tip-Adapter's views
     threads: int = 2  # torch CPU threads (results are identical for a fixed thread count)
 
@@ -73,7 +73,7 @@ def lr_at(step: int, r: Recipe) -> float:
 
 def train(recipe: Recipe = Recipe(), out: "str | Path" = paths.STANDIN_CHECKPOINT,
           data_root: "str | Path | None" = None) -> dict:
-    """Train the stand-in and save its fp16 state dict to ``out``; return a summary dict."""
+    """Train the stand-in and save its fp16 state dict to ``out`` (safetensors); return a summary dict."""
     import open_clip
 
     torch.set_num_threads(recipe.threads)
@@ -112,7 +112,7 @@ def train(recipe: Recipe = Recipe(), out: "str | Path" = paths.STANDIN_CHECKPOIN
         if step % 50 == 0:
             bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.3f}")
     state = {k: v.detach().half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    torch_save(out, state)
+    save_safetensors(out, state)
     summary = {"recipe": asdict(recipe), "train_seconds": round(time.time() - t0, 1),
                "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
                "parameters": sum(p.numel() for p in model.parameters())}
