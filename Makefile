@@ -6,7 +6,6 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tipkit-installed
 SWEEP  ?= configs/demo.yaml
-export MPLBACKEND := Agg
 
 .PHONY: install test book runs report clean
 
@@ -28,8 +27,13 @@ runs: $(STAMP)
 report: runs
 	$(PY) -m tipkit report
 
+# Pages read book/_data/*.csv: when the report changed them, drop Sphinx's and jupyter-cache's state so
+# every page is re-read and re-executed; otherwise the cached build is reused.
 book: report
+	@if [ ! -f _build/.book-stamp ] || [ -n "$$(find book/_data -newer _build/.book-stamp | head -1)" ]; then \
+		rm -rf _build/.jupyter_cache _build/.doctrees; fi
 	$(VENV)/bin/jupyter-book build . -n -W --keep-going
+	@touch _build/.book-stamp
 	@echo "book: $(CURDIR)/_build/html/index.html"
 
 clean:

@@ -80,6 +80,18 @@ def test_sweep_runs_skips_and_resumes(tmp_path, monkeypatch):
 
     ex = pd.read_csv(tmp_path / "tables" / "executions.csv")
     assert len(ex) == 2 and set(ex.status) == {"ok"} and (ex.seconds > 0).all()
+    # every table and figure function the book calls works on what the report wrote
+    from tipkit import plots
+
+    summary = plots.load_summary(tmp_path / "tables" / "summary.csv")
+    table = plots.results_table(summary)
+    assert table.shape[0] == 3 and list(table.columns) == ["1-shot", "2-shot"]
+    runs = pd.read_csv(tmp_path / "tables" / "runs.csv").query("split == 'test'")
+    assert plots.few_shot_curves(runs).axes
+    cmp = plots.paper_comparison(summary, plots.load_reported(), shots=16)
+    assert (cmp["ours, clean protocol"] == "not run here").all() and len(cmp) == 44
+    assert len(plots.provenance_table(tmp_path / "tables" / "provenance.csv")) == 2
+    assert "torch" in plots.versions_table(tmp_path / "tables" / "provenance.csv").index
 
 
 @pytest.mark.slow

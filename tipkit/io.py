@@ -36,10 +36,15 @@ def write_json(path: "str | Path", obj: Any) -> Path:
     return Path(path)
 
 
-def write_text(path: "str | Path", text: str) -> Path:
+def write_text(path: "str | Path", text: str, only_if_changed: bool = False) -> Path:
+    """Write ``text`` atomically; with ``only_if_changed`` an identical file is left untouched (its mtime
+    too, so builds that depend on it stay cached)."""
+    path = Path(path)
+    if only_if_changed and path.exists() and path.read_text() == text:
+        return path
     with atomic_path(path) as tmp:
         tmp.write_text(text)
-    return Path(path)
+    return path
 
 
 def torch_save(path: "str | Path", obj: Any) -> Path:

@@ -107,3 +107,19 @@ def few_shot_curves(runs: pd.DataFrame) -> Any:
     g.set_titles("{row_name} — {col_name}")
     g.figure.suptitle(", ".join(sorted(data["backbone"].unique())), y=1.02)
     return g.figure
+
+
+def provenance_table(path: "str | Path | None" = None) -> pd.DataFrame:
+    """The ``provenance.csv`` written by ``python -m tipkit report``, shaped for reading."""
+    df = pd.read_csv(Path(path) if path else paths.BOOK_DATA / "provenance.csv")
+    out = df[["study", "dataset", "backbone", "shots", "seed", "created", "run_seconds"]].copy()
+    out["git SHA"] = df["git_sha"].str.slice(0, 12)
+    out["weights"] = df["weights"].str.slice(0, 23)
+    return out.sort_values(["study", "dataset", "backbone", "shots", "seed"]).reset_index(drop=True)
+
+
+def versions_table(path: "str | Path | None" = None) -> pd.DataFrame:
+    """Package versions recorded by the runs (one row per distinct set)."""
+    df = pd.read_csv(Path(path) if path else paths.BOOK_DATA / "provenance.csv")
+    cols = [c for c in df.columns if c.startswith("v_")]
+    return df[cols].drop_duplicates().rename(columns=lambda c: c[2:]).T.rename(columns=lambda i: "version")

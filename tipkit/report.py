@@ -151,12 +151,10 @@ def aggregate(records_dir: "str | Path | None" = None, out_dir: "str | Path" = p
     summary = (test.groupby(["dataset", "backbone", "pretrained", "protocol", "method", "shots"])["top1"]
                .agg(mean="mean", std="std", seeds="count").reset_index())
     summary["std"] = summary["std"].fillna(0.0)
-    written = [write_text(out_dir / "runs.csv", df.to_csv(index=False)),
-               write_text(out_dir / "summary.csv", summary.to_csv(index=False, float_format="%.4f")),
-               write_text(out_dir / "provenance.csv", provenance(everything).to_csv(index=False)),
-               write_text(out_dir / "executions.csv", executions().to_csv(index=False))]
-    for name, table in study_tables(everything).items():
-        written.append(write_text(out_dir / f"{name}.csv", table.to_csv(index=False)))
+    tables = {"runs": df.to_csv(index=False), "summary": summary.to_csv(index=False, float_format="%.4f"),
+              "provenance": provenance(everything).to_csv(index=False), "executions": executions().to_csv(index=False),
+              **{name: t.to_csv(index=False) for name, t in study_tables(everything).items()}}
+    written = [write_text(out_dir / f"{name}.csv", text, only_if_changed=True) for name, text in tables.items()]
     log.info("aggregated %d records (%d in the main study) into %s", len(everything), len(main), out_dir)
     return written
 

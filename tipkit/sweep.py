@@ -16,6 +16,7 @@ import itertools
 import json
 import logging
 import multiprocessing as mp
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,10 +185,19 @@ def prepare_features(cells: list[Cell]) -> None:
     prepare(cfgs)
 
 
+def _limit_threads(threads: int) -> None:
+    """Worker initialiser: each cell (and the kernel it starts) gets its share of the cores, so that
+    parallel cells do not oversubscribe them (OpenMP's busy-waiting makes that many times slower)."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+
+
 def _executor(kind: str, opts: dict[str, Any], folder: Path) -> Any:
     jobs = int(opts.get("jobs", 1))
     if kind == "local":
-        return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                                      initializer=_limit_threads, initargs=(threads,))
     import submitit
 
     ex = submitit.AutoExecutor(folder=str(folder), cluster="slurm" if kind == "slurm" else "local")

@@ -140,3 +140,15 @@ def method_diagram() -> Any:
     ax.text(5.2, 3.5, "zero-shot CLIP branch", ha="center", fontsize=8.5, style="italic")
     fig.tight_layout()
     return fig
+
+
+def instructive_query(features: torch.Tensor, labels: "torch.Tensor | np.ndarray", class_embeddings: torch.Tensor,
+                      keys: torch.Tensor, values: torch.Tensor, alpha: float = 1.0, beta: float = 5.5) -> int:
+    """Index of the first query ``features [N, D]`` that zero-shot gets wrong and Tip-Adapter right (else 0)."""
+    from .fusion import tip_logits
+
+    y = torch.as_tensor(np.asarray(labels))
+    zs_ok = clip_logits(features, class_embeddings).argmax(-1) == y
+    tip_ok = tip_logits(features, class_embeddings, keys, values, alpha, beta).argmax(-1) == y
+    hits = torch.nonzero(~zs_ok & tip_ok).flatten()
+    return int(hits[0]) if len(hits) else 0
