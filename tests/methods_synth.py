@@ -8,6 +8,7 @@ that learns from them must reach about 100 %.
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tipkit.cache import l2_normalize
@@ -52,3 +53,12 @@ def make_problem(seed: int = 0, c: int = 5, d: int = 32, shots: int = 4, views: 
     data = FewShotData(views=raw_views, labels=labels, val=l2_normalize(sample(yv)), val_labels=yv,
                        class_embeddings=text, single_prompt_embeddings=single, seed=1, device=device)
     return data, l2_normalize(sample(yt)), yt
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny tensors: one intra-op thread is faster than two on a shared CPU (restored afterwards)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

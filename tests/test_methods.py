@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from methods_synth import FAST, make_problem
+from methods_synth import FAST, make_problem, one_thread  # noqa: F401 (autouse fixture)
 from tipkit.errors import TipkitError
 from tipkit.methods import HPARAMS, METHODS, PAPERS, FewShotData, get_method, list_methods
 from tipkit.metrics import accuracy
@@ -14,15 +14,6 @@ from tipkit.metrics import accuracy
 NAMES = sorted(FAST)  # every method except CoOp (tests/test_methods_coop.py)
 TRAINED = ["clip_adapter", "tip_adapter_f", "ape_t", "clap", "lp_plus_plus"]  # seed-dependent methods
 LEARNERS = [n for n in NAMES if not n.startswith("zero_shot")]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is faster than two on a shared CPU (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

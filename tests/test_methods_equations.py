@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from methods_synth import FAST, make_problem
+from methods_synth import FAST, make_problem, one_thread  # noqa: F401 (autouse fixture)
 from tipkit.cache import l2_normalize
 from tipkit.errors import TipkitError
 from tipkit.fusion import clip_logits, tip_logits
@@ -18,14 +18,6 @@ from tipkit.methods.clap import class_multipliers
 from tipkit.methods.lpplusplus import step_sizes
 from tipkit.methods.tipx import kl_divergence, signatures
 from tipkit.search import grid_search, paper_grid
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
