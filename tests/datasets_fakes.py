@@ -10,10 +10,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
-from tipkit import data
 
 from tipkit import datasets_paper as dp
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from tipkit import config, data, pipeline
-from tipkit.cache import build_cache, l2_normalize
+from tipkit.cache import build_cache
 from tipkit.errors import TipkitError
 from tipkit.finetune import finetune
 from tipkit.metrics import accuracy

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from .config import FIELDS, RunConfig, load_yaml, make_config
 from .errors import TipkitError

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..cache import l2_normalize
-from .base import FewShotData, Method, dassl_lr, epoch_batches, register, require_positive, val_accuracy
+from .base import FewShotData, Method, dassl_lr, register, require_positive, val_accuracy
 
 log = logging.getLogger(__name__)
 
