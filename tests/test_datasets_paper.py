@@ -229,7 +229,7 @@ def test_corrupt_files_raise_naming_the_file(tmp_path):
 def test_skip_corrupt_drops_and_records_bad_files(tmp_path, caplog):
     _, bad = corrupt_pets(tmp_path)
     with caplog.at_level(logging.WARNING, logger="tipkit"):
-        ds = dp.oxford_pets(root=tmp_path, skip_corrupt=True)
+        ds = data.get_dataset("oxford_pets", root=tmp_path, skip_corrupt=True)
     assert sorted(ds.skipped) == sorted(bad) and "skipping 3 unreadable image files" in caplog.text
     tr = ds.split("train")
     assert len(tr) == 12 and len(tr.labels) == len(tr.ids) and len(ds.split("test")) == 9

@@ -38,6 +38,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .classnames import NUM_CLASSES, TEMPLATES, clean
 from .data import Dataset, register
@@ -184,58 +185,19 @@ def _json_dataset(name: str, root: "str | Path | None", download: bool, skip_cor
     return finish(name, folder, classnames, TEMPLATES[name], raw, skip_corrupt=skip_corrupt)
 
 
-@register("caltech101")
-def caltech101(root: "str | Path | None" = None, download: bool = False, skip_corrupt: bool = False) -> Dataset:
-    """Caltech101 (100 classes): ``<root>/caltech-101/{101_ObjectCategories/, split_zhou_Caltech101.json}``."""
-    return _json_dataset("caltech101", root, download, skip_corrupt)
+def _json_builder(name: str) -> "Callable[..., Dataset]":
+    """The registry builder of one split-file dataset (its folder layout is ``LAYOUTS[name]``)."""
+
+    def build(root: "str | Path | None" = None, download: bool = False, skip_corrupt: bool = False) -> Dataset:
+        return _json_dataset(name, root, download, skip_corrupt)
+
+    build.__name__ = name
+    build.__doc__ = f"{name} in CoOp's layout: ``<root>/{LAYOUTS[name].folder}/`` with its split_zhou JSON."
+    return build
 
 
-@register("dtd")
-def dtd(root: "str | Path | None" = None, download: bool = False, skip_corrupt: bool = False) -> Dataset:
-    """DTD (47 textures): ``<root>/dtd/{images/, split_zhou_DescribableTextures.json}``."""
-    return _json_dataset("dtd", root, download, skip_corrupt)
-
-
-@register("eurosat")
-def eurosat(root: "str | Path | None" = None, download: bool = False, skip_corrupt: bool = False) -> Dataset:
-    """EuroSAT RGB (10 classes): ``<root>/eurosat/{2750/, split_zhou_EuroSAT.json}``."""
-    return _json_dataset("eurosat", root, download, skip_corrupt)
-
-
-@register("flowers102")
-def flowers102(root: "str | Path | None" = None, download: bool = False, skip_corrupt: bool = False) -> Dataset:
-    """Oxford Flowers102: ``<root>/oxford_flowers/{jpg/, split_zhou_OxfordFlowers.json}``."""
-    return _json_dataset("flowers102", root, download, skip_corrupt)
-
-
-@register("food101")
-def food101(root: "str | Path | None" = None, download: bool = False, skip_corrupt: bool = False) -> Dataset:
-    """Food-101: ``<root>/food-101/{images/, split_zhou_Food101.json}``."""
-    return _json_dataset("food101", root, download, skip_corrupt)
-
-
-@register("oxford_pets")
-def oxford_pets(root: "str | Path | None" = None, download: bool = False, skip_corrupt: bool = False) -> Dataset:
-    """Oxford-IIIT Pets (37 breeds): ``<root>/oxford_pets/{images/, split_zhou_OxfordPets.json}``."""
-    return _json_dataset("oxford_pets", root, download, skip_corrupt)
-
-
-@register("stanford_cars")
-def stanford_cars(root: "str | Path | None" = None, download: bool = False, skip_corrupt: bool = False) -> Dataset:
-    """Stanford Cars (196): ``<root>/stanford_cars/{cars_train/, cars_test/, split_zhou_StanfordCars.json}``."""
-    return _json_dataset("stanford_cars", root, download, skip_corrupt)
-
-
-@register("sun397")
-def sun397(root: "str | Path | None" = None, download: bool = False, skip_corrupt: bool = False) -> Dataset:
-    """SUN397: ``<root>/sun397/{SUN397/, split_zhou_SUN397.json}``."""
-    return _json_dataset("sun397", root, download, skip_corrupt)
-
-
-@register("ucf101")
-def ucf101(root: "str | Path | None" = None, download: bool = False, skip_corrupt: bool = False) -> Dataset:
-    """UCF101 middle frames (101 actions): ``<root>/ucf101/{UCF-101-midframes/, split_zhou_UCF101.json}``."""
-    return _json_dataset("ucf101", root, download, skip_corrupt)
+for _name in sorted(set(LAYOUTS) - {"fgvc_aircraft"}):  # the nine datasets read through CoOp's split files
+    register(_name)(_json_builder(_name))
 
 
 @register("fgvc_aircraft")
