@@ -14,8 +14,8 @@ import time
 
 import torch
 
-from tipkit.cache import build_cache
-from tipkit.search import grid_search, paper_grid
+from tipkit.core.cache import build_cache
+from tipkit.core.search import grid_search, paper_grid
 
 
 def official(q, y, W, keys, values, betas, alphas):

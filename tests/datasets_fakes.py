@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-
-from tipkit import datasets_paper as dp
+from tipkit.data import paper as dp
 
 JSON_DATASETS = tuple(sorted(dp.LAYOUTS.keys() - {"fgvc_aircraft"}))
 SIZES = {"train": 5, "val": 2, "test": 3}
@@ -90,7 +89,7 @@ IMAGENET_LABELS = [0, 5, 999]  # positions in the sorted 1000 WordNet ids
 
 
 def write_imagenet_tree(root: Path, train: int = 3, val: int = 2) -> Path:
-    from tipkit.classnames import imagenet_wnids
+    from tipkit.data.classnames import imagenet_wnids
 
     base = root / "imagenet" / "images"
     for y in IMAGENET_LABELS:
@@ -111,7 +110,7 @@ def write_v2_tree(root: Path, per_class: int = 2) -> Path:
 
 
 def write_sketch_tree(root: Path, per_class: int = 2) -> Path:
-    from tipkit.classnames import imagenet_wnids
+    from tipkit.data.classnames import imagenet_wnids
 
     folder = root / "imagenet-sketch" / "images"
     for y in IMAGENET_LABELS:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tipkit.cache import l2_normalize
+from tipkit.core.cache import l2_normalize
 from tipkit.methods import FewShotData
 
 # Small search grids so every method fits in well under a second on one CPU core.

@@ -1,8 +1,9 @@
 import pytest
 
-from tipkit import config, data, pipeline
+from tipkit import config, data
+from tipkit.data.fewshot_official import sample_few_shot_official
 from tipkit.errors import TipkitError
-from tipkit.fewshot_official import sample_few_shot_official
+from tipkit.experiments import pipeline
 
 
 def test_paper_dataset_defaults_come_from_its_config_file():

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from tipkit import data, paths
+from tipkit.data import fashion_mnist
 from tipkit.errors import TipkitError
 
 needs_fmnist = pytest.mark.skipif(not paths.DEBIAN_FASHION_MNIST.exists(),
@@ -31,13 +32,13 @@ def test_sampler_rejects_more_shots_than_a_class_holds():
 
 def test_partition_is_stratified_disjoint_and_fixed():
     labels = np.repeat(np.arange(10), 6000)
-    part = data.fashion_partition(labels)
+    part = fashion_mnist.fashion_partition(labels)
     sets = {k: set(v.tolist()) for k, v in part.items()}
     assert not (sets["pretrain"] & sets["val"]) and not (sets["pretrain"] & sets["train"]) \
         and not (sets["val"] & sets["train"])
-    for k, n in data.PER_CLASS.items():
+    for k, n in fashion_mnist.PER_CLASS.items():
         assert np.array_equal(np.bincount(labels[part[k]]), np.full(10, n))
-    assert all(np.array_equal(part[k], data.fashion_partition(labels)[k]) for k in part)
+    assert all(np.array_equal(part[k], fashion_mnist.fashion_partition(labels)[k]) for k in part)
 
 
 def test_unknown_dataset_lists_known():
@@ -67,7 +68,7 @@ def test_truncated_idx_file_is_rejected(tmp_path):
     p = tmp_path / "x-idx3-ubyte"
     p.write_bytes((0x0803).to_bytes(4, "big") + (5).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + b"\0" * 10)
     with pytest.raises(TipkitError, match="truncated"):
-        data._read_idx(p)
+        fashion_mnist.read_idx(p)
 
 
 def test_synthetic_dataset_and_manifest():

@@ -5,12 +5,12 @@ import re
 from pathlib import Path
 
 import pytest
-
 from datasets_fakes import jpeg_bytes, write_json_tree, write_v2_tree
-from tipkit import config, datacheck
-from tipkit import datasets_paper as dp
-from tipkit.errors import TipkitError
 
+from tipkit import config
+from tipkit.data import check as datacheck
+from tipkit.data import paper as dp
+from tipkit.errors import TipkitError
 
 FAKE = {"classes": 3, "sizes": {"train": 15, "val": 6, "test": 9}}
 

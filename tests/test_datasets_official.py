@@ -5,12 +5,11 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-
 from datasets_fakes import write_json_tree
-from tipkit import data
-from tipkit.errors import TipkitError
-from tipkit.fewshot_official import coop_few_shot, reduce_val_official, sample_few_shot_official
 
+from tipkit import data
+from tipkit.data.fewshot_official import coop_few_shot, reduce_val_official, sample_few_shot_official
+from tipkit.errors import TipkitError
 
 
 def generate_fewshot_dataset(data_source, num_shots):

@@ -8,16 +8,28 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from datasets_fakes import (
+    CLASSNAMES,
+    FGVC_VARIANTS,
+    IMAGENET_LABELS,
+    JSON_DATASETS,
+    ORDER,
+    SIZES,
+    jpeg_bytes,
+    write_fgvc_tree,
+    write_image,
+    write_imagenet_tree,
+    write_json_tree,
+    write_sketch_tree,
+    write_v2_tree,
+)
 from PIL import Image
 
-from datasets_fakes import (CLASSNAMES, FGVC_VARIANTS, IMAGENET_LABELS, JSON_DATASETS, ORDER, SIZES,
-                            jpeg_bytes, write_fgvc_tree, write_image, write_imagenet_tree,
-                            write_json_tree, write_sketch_tree, write_v2_tree)
-from tipkit import data, datasets_download
-from tipkit import datasets_paper as dp
-from tipkit.classnames import IMAGENET_TEMPLATES, TEMPLATES, imagenet_classnames, imagenet_wnids
+from tipkit import data
+from tipkit.data import download as datasets_download
+from tipkit.data import paper as dp
+from tipkit.data.classnames import IMAGENET_TEMPLATES, TEMPLATES, imagenet_classnames, imagenet_wnids
 from tipkit.errors import TipkitError
-
 
 PAPER_TEMPLATES = {  # paper_tables.md "Prompt templates"
     "caltech101": "a photo of a {}.", "stanford_cars": "a photo of a {}.", "sun397": "a photo of a {}.",

@@ -2,12 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from tipkit import config, data, pipeline
-from tipkit.cache import build_cache
+from tipkit import config, data
+from tipkit.core.cache import build_cache
+from tipkit.core.finetune import finetune
+from tipkit.core.fusion import tip_logits
+from tipkit.core.metrics import accuracy
 from tipkit.errors import TipkitError
-from tipkit.finetune import finetune
-from tipkit.metrics import accuracy
-from tipkit.fusion import tip_logits
+from tipkit.experiments import pipeline
 
 
 def run_ft(problem, **kw):

@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from tipkit.cache import build_cache, one_hot
+from tipkit.core.cache import build_cache, one_hot
+from tipkit.core.fusion import cache_logits, clip_logits, tip_logits
 from tipkit.errors import TipkitError
-from tipkit.fusion import cache_logits, clip_logits, tip_logits
 
 
 def test_alpha_zero_is_zero_shot(problem):

@@ -5,11 +5,11 @@ import json
 
 import pytest
 import torch
-
 from methods_synth import FAST, make_problem, one_thread  # noqa: F401 (autouse fixture)
+
+from tipkit.core.metrics import accuracy
 from tipkit.errors import TipkitError
 from tipkit.methods import HPARAMS, METHODS, PAPERS, FewShotData, get_method, list_methods
-from tipkit.metrics import accuracy
 
 NAMES = sorted(FAST)  # every method except CoOp (tests/test_methods_coop.py)
 TRAINED = ["clip_adapter", "tip_adapter_f", "ape_t", "clap", "lp_plus_plus"]  # seed-dependent methods

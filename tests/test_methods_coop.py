@@ -5,12 +5,12 @@ import dataclasses
 import pytest
 import torch
 
-from tipkit.cache import l2_normalize
+from tipkit.core.cache import l2_normalize
+from tipkit.core.metrics import accuracy
 from tipkit.errors import TipkitError
-from tipkit.features import class_embeddings, load_backbone
 from tipkit.methods import FewShotData, get_method
 from tipkit.methods.coop import PromptLearner, encode_prompts
-from tipkit.metrics import accuracy
+from tipkit.models.backbone import class_embeddings, load_backbone
 
 NAMES = ["cat", "dog", "red car"]
 

@@ -5,19 +5,19 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-
 from methods_synth import FAST, make_problem, one_thread  # noqa: F401 (autouse fixture)
-from tipkit.cache import l2_normalize
+
+from tipkit.core.cache import l2_normalize
+from tipkit.core.fusion import clip_logits, tip_logits
+from tipkit.core.metrics import accuracy
+from tipkit.core.search import grid_search, paper_grid
 from tipkit.errors import TipkitError
-from tipkit.fusion import clip_logits, tip_logits
 from tipkit.methods import get_method
-from tipkit.metrics import accuracy
 from tipkit.methods.ape import criterion, select_channels
 from tipkit.methods.base import dassl_lr, epoch_batches
 from tipkit.methods.clap import class_multipliers
 from tipkit.methods.lpplusplus import step_sizes
 from tipkit.methods.tipx import kl_divergence, signatures
-from tipkit.search import grid_search, paper_grid
 
 
 @pytest.fixture(scope="module")

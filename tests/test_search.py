@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-import tipkit.search as search
-from tipkit.cache import build_cache
+import tipkit.core.search as search
+from tipkit.core.cache import build_cache
+from tipkit.core.fusion import tip_logits
+from tipkit.core.search import grid_search, paper_grid
 from tipkit.errors import TipkitError
-from tipkit.fusion import tip_logits
-from tipkit.search import grid_search, paper_grid
 
 
 def official_loop(q, y, W, keys, values, betas, alphas):

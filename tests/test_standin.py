@@ -1,10 +1,13 @@
 import json
+
 import pytest
 import torch
 
-from tipkit import paths, standin
-from tipkit.features import file_sha256, load_backbone, load_state
-from tipkit.standin import captions, card, train
+from tipkit import paths
+from tipkit.experiments import standin_card as card
+from tipkit.models import standin
+from tipkit.models.backbone import file_sha256, load_backbone, load_state
+from tipkit.models.standin import captions, train
 
 
 def test_checkpoint_is_committed_small_and_matches_its_card():

@@ -2,9 +2,10 @@ import json
 
 import pytest
 
-from tipkit import cli, paths, report
+from tipkit import cli, paths
 from tipkit.errors import TipkitError
-from tipkit.sweep import load_sweep, run_sweep
+from tipkit.experiments import report
+from tipkit.experiments.sweep import load_sweep, run_sweep
 
 SMOKE = {"dataset": "synthetic", "pretrained": "none", "epochs": 1, "augment_views": 1}
 
@@ -42,7 +43,7 @@ def test_bad_sweep_files_name_the_key_and_run_nothing(tmp_path, capsys, spec, me
 
 
 def test_code_hash_changes_with_the_library_source(tmp_path, monkeypatch):
-    import tipkit.sweep as sweep_mod
+    import tipkit.experiments.sweep as sweep_mod
 
     (tmp_path / "a.py").write_text("x = 1\n")
     monkeypatch.setattr(paths, "PACKAGE", tmp_path)
@@ -53,7 +54,7 @@ def test_code_hash_changes_with_the_library_source(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_sweep_runs_skips_and_resumes(tmp_path, monkeypatch):
-    import tipkit.sweep as sweep_mod
+    import tipkit.experiments.sweep as sweep_mod
 
     monkeypatch.setattr(sweep_mod, "code_hash", lambda: "pinned")  # the source tree may be edited meanwhile
     sweep = load_sweep(write_sweep(tmp_path, {"shots": [1, 2], "seed": [1]}, executor={"jobs": 2}))
@@ -81,7 +82,7 @@ def test_sweep_runs_skips_and_resumes(tmp_path, monkeypatch):
     ex = pd.read_csv(tmp_path / "tables" / "executions.csv")
     assert len(ex) == 2 and set(ex.status) == {"ok"} and (ex.seconds > 0).all()
     # every table and figure function the book calls works on what the report wrote
-    from tipkit import plots
+    from tipkit.figures import plots
 
     summary = plots.load_summary(tmp_path / "tables" / "summary.csv")
     table = plots.results_table(summary)

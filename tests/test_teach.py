@@ -1,8 +1,8 @@
 import matplotlib
 import torch
 
-from tipkit import teach
-from tipkit.cache import build_cache
+from tipkit.core.cache import build_cache
+from tipkit.figures import teach
 
 matplotlib.use("Agg")
 
@@ -13,7 +13,7 @@ def test_instructive_query_is_wrong_zero_shot_and_right_with_the_cache(problem):
     W = torch.roll(problem["W"], 1, dims=0)  # a zero-shot classifier that is mostly wrong
     i = teach.instructive_query(q, y, W, keys, values, alpha=1000.0, beta=5.0)
     assert int((100 * q[i] @ W.T).argmax()) != int(y[i])
-    from tipkit.fusion import tip_logits
+    from tipkit.core.fusion import tip_logits
 
     assert int(tip_logits(q[i:i + 1], W, keys, values, 1000.0, 5.0).argmax()) == int(y[i])
 

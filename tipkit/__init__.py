@@ -1,5 +1,67 @@
-"""tipkit: Tip-Adapter (Zhang et al., ECCV 2022) as a small library behind an executable book."""
+"""tipkit: Tip-Adapter (Zhang et al., ECCV 2022) as a small library behind an executable book.
+
+The package is laid out as the paper's pipeline, one subpackage per stage (each ``__init__`` says what it
+does and what it may import; ``lint-imports`` checks the directions declared in ``pyproject.toml``)::
+
+    tipkit.data         stage 0  datasets, few-shot samplers, class names and prompts, `data check`
+    tipkit.models       stage 1  open_clip backbones, the feature store, the stand-in mini-CLIP
+    tipkit.core         stages 2-5  cache model, logit fusion, α/β search, Tip-Adapter-F, metrics
+    tipkit.methods      the baselines and peers on one feature cache (zero-shot ... LP++)
+    tipkit.experiments  one run, sweeps, records and aggregation, ablations, efficiency, plans
+    tipkit.figures      every figure and table the book and the walkthrough draw
+    cli, config, paths, io, errors, labels, version: the top-level helpers
+
+This module is the **public face**: notebooks, book pages and users write ``tipkit.tip_logits(...)``,
+``tipkit.run(cfg)`` ... and internal moves never break them. The names below are a contract. Families of
+functions are reached through their module: ``tipkit.ablations``, ``tipkit.efficiency``, ``tipkit.plots``,
+``tipkit.ablation_plots`` and ``tipkit.teach``.
+"""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from tipkit.config import RunConfig, load_yaml, make_config
+from tipkit.core import (
+                         FinetuneResult,
+                         SearchResult,
+                         accuracy,
+                         affinity_to_cache,
+                         build_cache,
+                         cache_logits,
+                         clip_logits,
+                         finetune,
+                         grid_search,
+                         l2_normalize,
+                         one_hot,
+                         paper_grid,
+                         tip_logits,
+)
+from tipkit.data import Dataset, Split, get_dataset, list_datasets, sample_few_shot
+from tipkit.errors import TipkitError
+from tipkit.experiments import ablations, efficiency
+from tipkit.experiments.pipeline import evaluate, fit, method_overrides, run, validate
+from tipkit.experiments.plan import paper_plan
+from tipkit.experiments.report import Stopwatch, aggregate, load_records, record_table, write_record, write_study
+from tipkit.figures import ablation_plots, plots, teach
+from tipkit.methods import HPARAMS, PAPERS, FewShotData, Method, get_method, list_methods
+from tipkit.models import Backbone, class_embeddings, image_features, list_backbones, load_backbone, view_features
+from tipkit.version import __version__
+
+__all__ = [
+    # stage 0: data
+    "Dataset", "Split", "get_dataset", "list_datasets", "sample_few_shot",
+    # stage 1: models and features
+    "Backbone", "class_embeddings", "image_features", "list_backbones", "load_backbone", "view_features",
+    # stages 2-5: the paper's math
+    "FinetuneResult", "SearchResult", "accuracy", "affinity_to_cache", "build_cache", "cache_logits", "clip_logits",
+    "finetune", "grid_search", "l2_normalize", "one_hot", "paper_grid", "tip_logits",
+    # methods
+    "HPARAMS", "PAPERS", "FewShotData", "Method", "get_method", "list_methods",
+    # experiments
+    "RunConfig", "Stopwatch", "aggregate", "evaluate", "fit", "load_records", "load_yaml", "make_config",
+    "method_overrides", "paper_plan", "record_table", "run", "validate", "write_record", "write_study",
+    "ablations", "efficiency",
+    # figures
+    "ablation_plots", "plots", "teach",
+    # helpers
+    "TipkitError", "__version__",
+]

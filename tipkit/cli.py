@@ -6,8 +6,8 @@ import argparse
 import logging
 import sys
 
-from .config import FIELDS, RunConfig, load_yaml, make_config
-from .errors import TipkitError
+from tipkit.config import FIELDS, RunConfig, load_yaml, make_config
+from tipkit.errors import TipkitError
 
 log = logging.getLogger("tipkit")
 
@@ -39,8 +39,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .pipeline import run, validate
-    from .report import METHOD_LABELS, write_record
+    from tipkit.experiments.pipeline import run, validate
+    from tipkit.experiments.report import write_record
+    from tipkit.labels import METHOD_LABELS
 
     cfg = config_from_args(args)
     validate(cfg)
@@ -64,7 +65,7 @@ def _parse_set(text: str) -> tuple[str, object]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import load_sweep, run_sweep
+    from tipkit.experiments.sweep import load_sweep, run_sweep
 
     opts = {"kind": args.executor, "jobs": args.jobs, "partition": args.partition, "gpus": args.gpus,
             "time_min": args.time_min, "cpus": args.cpus, "mem_gb": args.mem_gb}
@@ -79,7 +80,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import aggregate
+    from tipkit.experiments.report import aggregate
 
     for p in aggregate(args.records, args.out):
         print(p)
@@ -87,13 +88,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from .datacheck import main_check
+    from tipkit.data.check import main_check
 
     return main_check(args.dataset, args.data_root, images=not args.no_images)
 
 
 def cmd_standin(args: argparse.Namespace) -> int:
-    from .standin import card, train
+    from tipkit.experiments import standin_card as card
+    from tipkit.models.standin import train
 
     if args.action == "train":
         recipe = train.Recipe(**({"steps": args.steps} if args.steps else {}))
@@ -106,7 +108,7 @@ def cmd_standin(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import paths
+    from tipkit import paths
 
     ap = argparse.ArgumentParser(prog="python -m tipkit", description=__doc__)
     ap.add_argument("-v", "--verbose", action="store_true")

@@ -13,7 +13,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent
 REPO = PACKAGE.parent  # meaningful in a source checkout (editable install)
 
-STANDIN_DIR = PACKAGE / "standin"
+STANDIN_DIR = PACKAGE / "models" / "standin"
 STANDIN_CONFIG = STANDIN_DIR / "tipkit-standin-mini.json"  # open_clip model config
 STANDIN_CHECKPOINT = STANDIN_DIR / "tipkit-standin-mini.safetensors"  # committed weights (byte-reproducible)
 STANDIN_CARD_DATA = STANDIN_DIR / "model_card.json"  # measured numbers for the model card
@@ -21,6 +21,7 @@ STANDIN_CARD_DATA = STANDIN_DIR / "model_card.json"  # measured numbers for the 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 NOTEBOOKS = REPO / "notebooks"
+CONFIGS = REPO / "configs"  # sweeps as data; configs/paper/<dataset>.yaml: the official per-dataset settings
 BOOK = REPO / "book"
 BOOK_DATA = BOOK / "_data"  # small aggregated tables the book reads (committed when no GPU is at hand)
 

@@ -12,8 +12,19 @@ Hyperparameter defaults and their sources live in :mod:`tipkit.methods.hparams`.
 
 from __future__ import annotations
 
-from . import ape, clap, clip_adapter, coop, gda, linear_probe, lpplusplus, tip, tipx, zero_shot  # noqa: F401 (register)
-from .base import METHODS, FewShotData, Method, get_method, list_methods
-from .hparams import HPARAMS, PAPERS
+from tipkit.methods import (  # noqa: F401
+                            ape,
+                            clap,
+                            clip_adapter,
+                            coop,
+                            gda,
+                            linear_probe,
+                            lpplusplus,
+                            tip,
+                            tipx,
+                            zero_shot,  # (each registers its methods)
+)
+from tipkit.methods.base import METHODS, FewShotData, Method, get_method, list_methods
+from tipkit.methods.hparams import HPARAMS, PAPERS
 
 __all__ = ["METHODS", "HPARAMS", "PAPERS", "FewShotData", "Method", "get_method", "list_methods"]

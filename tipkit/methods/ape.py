@@ -34,10 +34,19 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..cache import l2_normalize
-from ..errors import TipkitError
-from .base import (FewShotData, Method, count_correct, grid_or, linear_grid, register, require_positive,
-                   val_accuracy, zero_shot_logits)
+from tipkit.core.cache import l2_normalize
+from tipkit.errors import TipkitError
+from tipkit.methods.base import (
+    FewShotData,
+    Method,
+    count_correct,
+    grid_or,
+    linear_grid,
+    register,
+    require_positive,
+    val_accuracy,
+    zero_shot_logits,
+)
 
 log = logging.getLogger(__name__)
 

@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from ..cache import l2_normalize, one_hot
-from ..errors import TipkitError
-from ..fusion import clip_logits
-from ..metrics import accuracy
-from . import hparams
+from tipkit.core.cache import l2_normalize, one_hot
+from tipkit.core.fusion import clip_logits
+from tipkit.core.metrics import accuracy
+from tipkit.errors import TipkitError
+from tipkit.methods import hparams
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..features import Backbone
+    from tipkit.models.backbone import Backbone
 
 
 @dataclass

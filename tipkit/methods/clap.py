@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..cache import l2_normalize
-from .base import FewShotData, Method, dassl_lr, register, require_positive, val_accuracy
+from tipkit.core.cache import l2_normalize
+from tipkit.methods.base import FewShotData, Method, dassl_lr, register, require_positive, val_accuracy
 
 log = logging.getLogger(__name__)
 

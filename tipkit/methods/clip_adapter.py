@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..cache import l2_normalize
-from ..errors import TipkitError
-from .base import FewShotData, Method, dassl_lr, epoch_batches, register, require_positive, val_accuracy
+from tipkit.core.cache import l2_normalize
+from tipkit.errors import TipkitError
+from tipkit.methods.base import FewShotData, Method, dassl_lr, epoch_batches, register, require_positive, val_accuracy
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ import math
 
 import torch
 
-from ..errors import TipkitError
-from .base import FewShotData, Method, count_correct, register, zero_shot_logits
+from tipkit.errors import TipkitError
+from tipkit.methods.base import FewShotData, Method, count_correct, register, zero_shot_logits
 
 log = logging.getLogger(__name__)
 

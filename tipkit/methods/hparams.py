@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import RunConfig
+from tipkit.config import RunConfig
 
 _RC = RunConfig()
 

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import logging
 import warnings
-
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from ..errors import TipkitError
-from .base import FewShotData, Method, register
+from tipkit.errors import TipkitError
+from tipkit.methods.base import FewShotData, Method, register
 
 if TYPE_CHECKING:  # pragma: no cover
     from sklearn.linear_model import LogisticRegression

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .base import FewShotData, Method, register, require_positive, val_accuracy
+from tipkit.methods.base import FewShotData, Method, register, require_positive, val_accuracy
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ Few-shot Classification", ECCV 2022, arXiv 2207.09519; code github.com/gaopengcu
 with cache keys ``K [K, D]`` (view-mean, L2-normalised) and one-hot values ``V [K, C]``.
 Tip-Adapter searches (α, β) on the validation split; Tip-Adapter-F first fine-tunes the keys
 (AdamW, cosine, α/β fixed at their initial values, epoch chosen on val), then searches again.
-These classes only wrap :func:`tipkit.search.grid_search` and :func:`tipkit.finetune.finetune`;
+These classes only wrap :func:`tipkit.core.search.grid_search` and :func:`tipkit.core.finetune.finetune`;
 the grid settings default to :class:`tipkit.config.RunConfig`'s.
 """
 
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import torch
 
-from ..finetune import finetune
-from ..fusion import tip_logits
-from ..search import grid_search, paper_grid
-from .base import FewShotData, Method, register
+from tipkit.core.finetune import finetune
+from tipkit.core.fusion import tip_logits
+from tipkit.core.search import grid_search, paper_grid
+from tipkit.methods.base import FewShotData, Method, register
 
 
 @register

@@ -24,8 +24,16 @@ import logging
 import torch
 from tqdm.auto import tqdm
 
-from .base import (FewShotData, Method, alpha_chunks, count_correct, grid_or, register, require_positive,
-                   zero_shot_logits)
+from tipkit.methods.base import (
+    FewShotData,
+    Method,
+    alpha_chunks,
+    count_correct,
+    grid_or,
+    register,
+    require_positive,
+    zero_shot_logits,
+)
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import TipkitError
-from .base import FewShotData, Method, register, zero_shot_logits
+from tipkit.errors import TipkitError
+from tipkit.methods.base import FewShotData, Method, register, zero_shot_logits
 
 
 @register

@@ -1,0 +1,112 @@
+"""Stage 5 of the paper: Tip-Adapter-F (the cache keys fine-tuned).
+
+The keys become a bias-free linear layer initialised from the cache; values, the
+text classifier and the encoders stay frozen (for the paper's "what to fine-tune"
+ablation, ``train="values"`` or ``"both"`` makes the values a trainable ``[K, C]``
+parameter initialised from the one-hot values). AdamW(lr 1e-3, eps 1e-4) with a
+cosine schedule over all steps minimises cross-entropy on the fused logits, with
+α and β fixed at their initial values. Each epoch sees a fresh augmented view of
+the few-shot images (view ``epoch mod A`` of the cached views, as the official
+code re-augments every epoch). The epoch kept is the one with the best
+**validation** accuracy; the test set is never an input here.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from tipkit.core.cache import l2_normalize
+from tipkit.core.fusion import affinity_to_cache, clip_logits
+from tipkit.core.metrics import accuracy
+from tipkit.errors import TipkitError, choose
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FinetuneResult:
+    keys: torch.Tensor  # [K, D] the kept (best-on-val) keys
+    best_epoch: int  # 1-based
+    best_val_acc: float
+    history: list[dict] = field(default_factory=list)  # per epoch: loss, train_acc, val_acc, lr
+    values: torch.Tensor | None = None  # [K, C] the kept values (the input values unless they were trained)
+
+
+TRAINABLE = ("keys", "values", "both")  # which part of the cache finetune() trains
+
+
+def fused_logits(features: torch.Tensor, class_embeddings: torch.Tensor, adapter: torch.nn.Linear,
+                 values: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
+    """Tip-Adapter-F logits with learnable keys ``adapter.weight [K, D]``: ``[N, D] -> [N, C]``."""
+    return clip_logits(features, class_embeddings) + alpha * affinity_to_cache(adapter(features), values, beta)
+
+
+def finetune(view_features: torch.Tensor, labels: torch.Tensor, val_features: torch.Tensor,
+             val_labels: torch.Tensor, class_embeddings: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+             alpha: float, beta: float, epochs: int = 20, lr: float = 1e-3, batch_size: int = 256, seed: int = 1,
+             device: "str | torch.device" = "cpu", train: str = "keys") -> FinetuneResult:
+    """Fine-tune the cache keys (or, for the ablation, the values or both).
+
+    Args:
+        view_features: ``[A, K, D]`` raw features of the few-shot images under A augmented views.
+        labels: ``[K]``; val_features ``[Nv, D]`` (L2-normalised) and val_labels ``[Nv]`` choose the epoch.
+        class_embeddings: ``[C, D]``; keys ``[K', D]`` and values ``[K', C]`` from :func:`tipkit.core.cache.build_cache`
+            (usually K' = K; the cache may also hold fewer, e.g. group-averaged, entries).
+        train: ``"keys"`` (Tip-Adapter-F), ``"values"`` or ``"both"``; what is not trained stays fixed.
+            The result holds the kept keys and values, both on the CPU.
+    """
+    choose("finetune part", train, TRAINABLE)
+    if epochs < 1:
+        raise TipkitError(f"epochs must be >= 1, got {epochs}")
+    device = torch.device(device)
+    views = l2_normalize(view_features.float()).to(device)
+    labels, val_labels = labels.to(device), val_labels.to(device)
+    val_features, W, values = val_features.to(device), class_embeddings.to(device), values.to(device)
+    adapter = torch.nn.Linear(keys.shape[1], keys.shape[0], bias=False).to(device)
+    with torch.no_grad():
+        adapter.weight.copy_(keys)
+    params = []
+    if train in ("keys", "both"):
+        params.append(adapter.weight)
+    else:
+        adapter.weight.requires_grad_(False)
+    if train in ("values", "both"):
+        values = torch.nn.Parameter(values.float().clone())
+        params.append(values)
+    opt = torch.optim.AdamW(params, lr=lr, eps=1e-4)
+    steps_per_epoch = -(-labels.numel() // batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * steps_per_epoch)
+    gen = torch.Generator().manual_seed(seed)
+    best = FinetuneResult(keys.clone(), 0, -1.0, values=values.detach().clone())
+    for epoch in tqdm(range(1, epochs + 1), desc="Tip-Adapter-F", unit="epoch", leave=False):
+        feats = views[(epoch - 1) % views.shape[0]]
+        order = torch.randperm(labels.numel(), generator=gen).to(device)
+        adapter.train()
+        loss_sum, correct = 0.0, 0
+        for s in range(0, len(order), batch_size):
+            b = order[s:s + batch_size]
+            logits = fused_logits(feats[b], W, adapter, values, alpha, beta)
+            loss = F.cross_entropy(logits, labels[b])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += loss.item() * len(b)
+            correct += int((logits.argmax(-1) == labels[b]).sum())
+        adapter.eval()
+        with torch.no_grad():
+            val_acc = accuracy(fused_logits(val_features, W, adapter, values, alpha, beta), val_labels)
+        best.history.append({"epoch": epoch, "loss": loss_sum / len(order), "train_acc": 100.0 * correct / len(order),
+                             "val_acc": val_acc, "lr": opt.param_groups[0]["lr"]})
+        if val_acc > best.best_val_acc:  # first maximum, as the official code
+            best.best_val_acc, best.best_epoch = val_acc, epoch
+            best.keys = adapter.weight.detach().clone()
+            best.values = values.detach().clone()
+    best.keys, best.values = best.keys.cpu(), best.values.cpu()
+    log.info("Tip-Adapter-F: best val %.2f%% at epoch %d/%d", best.best_val_acc, best.best_epoch, epochs)
+    return best

@@ -1,0 +1,53 @@
+"""Few-shot sampling: tipkit's per-class draw, the run config's choice of sampler, val subsets, manifests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tipkit.data.fewshot_official import reduce_val_official, sample_few_shot_official
+from tipkit.data.registry import Split
+from tipkit.errors import TipkitError
+
+
+def few_shot_for(cfg: object, train: Split, shots: "int | None" = None) -> np.ndarray:
+    """The few-shot draw of a run config: tipkit's sampler or the official one (``cfg.sampler``)."""
+    k, seed = shots or cfg.shots, cfg.seed  # type: ignore[attr-defined]
+    if getattr(cfg, "sampler", "tipkit") == "official":
+        return sample_few_shot_official(train.labels, k, seed)
+    return sample_few_shot(train.labels, k, seed)
+
+
+def sample_few_shot(labels: np.ndarray, shots: int, seed: int) -> np.ndarray:
+    """Pick ``shots`` indices per class from ``labels [N]``, deterministically in ``seed``.
+
+    Returns indices ``[C·shots]`` grouped by class (class 0 first). Sampling is
+    without replacement; a class with fewer than ``shots`` images is an error.
+    """
+    if isinstance(shots, bool) or int(shots) != shots or shots <= 0:
+        raise TipkitError(f"shots must be a positive integer, got {shots!r}")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in np.unique(labels):
+        pool = np.flatnonzero(labels == c)
+        if len(pool) < shots:
+            raise TipkitError(f"shots={shots} is more than class {int(c)} holds ({len(pool)} images); "
+                              f"use shots <= {min(np.bincount(labels)[np.unique(labels)])}")
+        out.append(rng.choice(pool, size=int(shots), replace=False))
+    return np.concatenate(out)
+
+
+def val_for(cfg: object, val: Split) -> np.ndarray:
+    """The validation images a run may choose on: all of them under the ``paper`` protocol (Tip-Adapter's
+    code), ``min(K, 4)`` per class under ``clean`` (CoOp's), drawn with the run's sampler and seed."""
+    if getattr(cfg, "protocol", "clean") == "paper":
+        return np.arange(len(val))
+    k, seed = min(int(cfg.shots), 4), cfg.seed  # type: ignore[attr-defined]
+    if getattr(cfg, "sampler", "tipkit") == "official":
+        return reduce_val_official(val.labels, k, seed)
+    return np.sort(sample_few_shot(val.labels, k, seed + 7919))  # its own stream: not the train draw's
+
+
+def manifest(split: Split, indices: np.ndarray) -> list[dict]:
+    """The chosen images as ``[{"index", "id", "label"}]``, saved with every run."""
+    return [{"index": int(i), "id": split.ids[int(i)], "label": int(split.labels[int(i)])} for i in indices]

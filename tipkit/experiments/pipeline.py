@@ -1,0 +1,193 @@
+"""One run: the methods of ``cfg.methods`` (by default zero-shot, Tip-Adapter, Tip-Adapter-F) fitted on one
+shared feature cache.
+
+:func:`fit` makes every choice (few-shot draw, α/β, epochs, ...) on the validation split without touching
+the test split; :func:`evaluate` is the only place test images are read. Two protocols: ``clean`` (default;
+CoOp's min(K, 4)-per-class validation) and ``paper`` (the official Tip-Adapter code's: full validation split,
+and Tip-Adapter-F's epoch chosen on test).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from tipkit import data as data_mod
+from tipkit.config import RunConfig
+from tipkit.core.cache import build_cache, l2_normalize
+from tipkit.core.finetune import finetune
+from tipkit.core.fusion import tip_logits
+from tipkit.core.metrics import accuracy
+from tipkit.core.search import grid_search, paper_grid
+from tipkit.errors import TipkitError, choose
+from tipkit.methods import FewShotData, Method, get_method, list_methods
+from tipkit.models.backbone import Backbone, class_embeddings, load_backbone
+from tipkit.models.features import image_features, view_features
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Fitted:
+    """Everything chosen on the few-shot and val data (``[C, D]``, ``[A, K, D]`` tensors), per method."""
+
+    config: RunConfig
+    backbone: Backbone
+    dataset: data_mod.Dataset
+    data: FewShotData
+    few_shot: np.ndarray
+    val_indices: np.ndarray
+    methods: dict[str, Method]
+    val: dict[str, float]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+SINGLE_PROMPT = "a photo of a {}."  # the single-prompt classifier beside a dataset's template ensemble
+
+
+def check_methods(cfg: RunConfig) -> None:
+    """Every name in ``cfg.methods`` is a registered method (the config itself does not know the registry)."""
+    known = list_methods()
+    for m in cfg.methods:
+        choose("method", m, known)
+
+
+def validate(cfg: RunConfig) -> data_mod.Dataset:
+    """Check the config against the dataset before any model work; return the dataset."""
+    check_methods(cfg)
+    ds = data_mod.dataset_for(cfg)
+    data_mod.few_shot_for(cfg, ds.split("train"))  # raises on bad shots
+    for key in ("augment_views", "epochs", "batch_size"):
+        if getattr(cfg, key) < 1:
+            raise TipkitError(f"{key} must be >= 1, got {getattr(cfg, key)}")
+    return ds
+
+
+def prepare(cfgs: list[RunConfig]) -> None:
+    """Extract once the features a batch of runs will need: whole val/test splits and the union of
+    their few-shot images under every augmented view (grouped by model and dataset)."""
+    groups: dict[tuple, list[RunConfig]] = {}
+    for c in cfgs:
+        key = (c.dataset, c.data_root, c.skip_corrupt, c.backbone, c.pretrained, c.device, c.precision, c.aug_seed)
+        groups.setdefault(key, []).append(c)
+    for (_, _, _, backbone, pretrained, device, precision, aug_seed), group in groups.items():
+        if pretrained in (None, "", "none"):
+            continue  # random-init smoke runs: each seed is its own model
+        ds = data_mod.dataset_for(group[0])
+        if any(s not in ds.splits for s in ("train", "val", "test")):
+            continue  # evaluation-only datasets are extracted by the runs that use them
+        bb = load_backbone(backbone, pretrained, device=device, precision=precision)
+        kw = dict(batch_size=group[0].batch_size, workers=group[0].workers)
+        for split in ("val", "test"):
+            image_features(bb, ds.name, ds.split(split), **kw)
+        train = ds.split("train")
+        shots = np.unique(np.concatenate([data_mod.few_shot_for(c, train) for c in group]))
+        view_features(bb, ds.name, train, shots, max(c.augment_views for c in group), aug_seed=aug_seed, **kw)
+
+
+def method_overrides(cfg: RunConfig, name: str) -> dict[str, Any]:
+    """A method's settings from the run config (Tip's grid and Tip-F's training follow the dataset's)."""
+    grid = {"search_scale": list(cfg.search_scale), "search_step": list(cfg.search_step)}
+    if name == "tip_adapter":
+        return grid
+    if name == "tip_adapter_f":
+        return {**grid, "init_alpha": cfg.init_alpha, "init_beta": cfg.init_beta, "epochs": cfg.epochs,
+                "lr": cfg.lr, "batch_size": cfg.batch_size}
+    return {}
+
+
+def fit(cfg: RunConfig, ds: "data_mod.Dataset | None" = None) -> Fitted:
+    """Extract features, build the few-shot data and fit every method of ``cfg.methods`` on it.
+
+    Every choice is made on the validation split: all of it under the ``paper`` protocol (Tip-Adapter's
+    official code), ``min(K, 4)`` images per class under ``clean`` (CoOp's). The test split is not read.
+    """
+    ds = ds or validate(cfg)
+    t: dict[str, float] = {}
+    t0 = time.perf_counter()
+    bb = load_backbone(cfg.backbone, cfg.pretrained, device=cfg.device, precision=cfg.precision, init_seed=cfg.seed)
+    W = class_embeddings(bb, ds.classnames, ds.templates)
+    single = W if ds.templates == [SINGLE_PROMPT] or len(ds.templates) == 1 else \
+        class_embeddings(bb, ds.classnames, [SINGLE_PROMPT])
+    train, val = ds.split("train"), ds.split("val")
+    few = data_mod.few_shot_for(cfg, train)
+    val_idx = data_mod.val_for(cfg, val)
+    kw = dict(batch_size=cfg.batch_size, workers=cfg.workers)
+    views = view_features(bb, ds.name, train, few, cfg.augment_views, aug_seed=cfg.aug_seed, **kw)  # [A, K, D]
+    fv = l2_normalize(image_features(bb, ds.name, val, val_idx, **kw))
+    data = FewShotData(views=views, labels=torch.from_numpy(train.labels[few]), val=fv,
+                       val_labels=torch.from_numpy(val.labels[val_idx]), class_embeddings=W,
+                       single_prompt_embeddings=single, seed=cfg.seed, device=cfg.device, backbone=bb,
+                       classnames=ds.classnames)
+    t["features_s"] = time.perf_counter() - t0
+    methods, val_acc = {}, {}
+    for name in cfg.methods:
+        if cfg.protocol == "paper" and name == "tip_adapter_f":
+            continue  # the official Tip-F selects its epoch on test: done in evaluate(), labelled as such
+        t0 = time.perf_counter()
+        methods[name] = get_method(name, **method_overrides(cfg, name)).fit(data)
+        t[f"{name}_fit_s"] = time.perf_counter() - t0
+        val_acc[name] = accuracy(methods[name].predict(data.val), data.val_labels)
+    return Fitted(cfg, bb, ds, data, few, val_idx, methods, val_acc, t)
+
+
+def paper_tip_f(f: Fitted, ft: torch.Tensor, yt: torch.Tensor) -> tuple[float, dict[str, Any]]:
+    """Tip-Adapter-F as the official code scores it: the epoch kept on the **test** set, then α/β searched on
+    val, and the larger of the two test accuracies reported (test-set selection; ``paper`` protocol only)."""
+    cfg, d = f.config, f.data
+    keys, values = build_cache(d.views, d.labels, d.num_classes)
+    r = finetune(d.views, d.labels, ft, yt, d.class_embeddings, keys, values, cfg.init_alpha, cfg.init_beta,
+                 epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed, device=cfg.device)
+    betas, alphas = paper_grid(tuple(cfg.search_scale), tuple(cfg.search_step))
+    s = grid_search(d.val, d.val_labels, d.class_embeddings, r.keys, values, betas, alphas)
+    after = accuracy(tip_logits(ft, d.class_embeddings, r.keys, values, s.best_alpha, s.best_beta), yt)
+    return max(r.best_val_acc, after), {"alpha": s.best_alpha, "beta": s.best_beta, "best_epoch": r.best_epoch,
+                                        "selection": "epoch on test; max of two test accuracies",
+                                        "history": r.history}
+
+
+def evaluate(f: Fitted) -> tuple[dict[str, float], dict[str, Any]]:
+    """Top-1 test accuracy (%) per method, and extra per-method facts; the only reader of test images
+    (under the ``paper`` protocol Tip-Adapter-F also selects on them, as the official code does)."""
+    test = f.dataset.split("test")
+    t0 = time.perf_counter()
+    ft = l2_normalize(image_features(f.backbone, f.dataset.name, test, batch_size=f.config.batch_size,
+                                     workers=f.config.workers))
+    yt = torch.from_numpy(test.labels)
+    f.timings["test_features_s"] = time.perf_counter() - t0
+    acc, extra = {}, {}
+    for name in f.config.methods:
+        if name in f.methods:
+            acc[name] = accuracy(f.methods[name].predict(ft), yt)
+        else:
+            acc[name], extra[name] = paper_tip_f(f, ft, yt)
+    return acc, extra
+
+
+def run(cfg: RunConfig) -> dict[str, Any]:
+    """Fit, evaluate and return the run's record (not yet written: see :func:`tipkit.experiments.report.write_record`)."""
+    from tipkit.experiments.report import make_record
+
+    torch.manual_seed(cfg.seed)
+    start = time.perf_counter()
+    fitted = fit(cfg)
+    test, extra = evaluate(fitted)
+    fitted.timings["total_s"] = time.perf_counter() - start
+    hyper = {n: m.hyper for n, m in fitted.methods.items()}
+    history = {n: m.history for n, m in fitted.methods.items() if m.history}
+    for n, e in extra.items():
+        history[n] = e.pop("history")
+        hyper[n] = e
+    return make_record(
+        config=asdict(cfg), metrics={"test": test, "val": fitted.val}, hyper=hyper, history=history,
+        manifest=data_mod.manifest(fitted.dataset.split("train"), fitted.few_shot),
+        val_manifest=[int(i) for i in fitted.val_indices],
+        timings={k: round(v, 3) for k, v in fitted.timings.items()},
+        model={"name": fitted.backbone.name, "pretrained": fitted.backbone.pretrained,
+               "weights": fitted.backbone.weights_id},
+        data={"skipped_images": len(fitted.dataset.skipped), "skipped": fitted.dataset.skipped})

@@ -1,0 +1,125 @@
+"""Tables and figures for the book, from the aggregated CSV files (never from typed numbers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tipkit import paths
+from tipkit.labels import METHOD_LABELS, PROTOCOL_LABELS
+
+METHOD_ORDER = list(METHOD_LABELS.values())
+
+
+def present(methods: "pd.Series | list[str]") -> list[str]:
+    """The methods that occur, in the book's order (known ones first, then the rest sorted)."""
+    seen = set(methods)
+    return [m for m in METHOD_ORDER if m in seen] + sorted(seen - set(METHOD_ORDER))
+
+
+def load_summary(path: "str | Path | None" = None) -> pd.DataFrame:
+    """The ``summary.csv`` written by ``python -m tipkit report`` with readable method names."""
+    df = pd.read_csv(Path(path) if path else paths.BOOK_DATA / "summary.csv")
+    df["method"] = df["method"].map(lambda m: METHOD_LABELS.get(m, m))
+    return df
+
+
+def results_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Wide table: rows (dataset, backbone, method), columns shots, cells ``mean ± std`` (% top-1)."""
+    summary = summary.assign(backbone=summary["backbone"].map(backbone_label))
+    cell = summary.assign(v=[f"{m:.2f} ± {s:.2f}" if n > 1 else f"{m:.2f}"
+                             for m, s, n in zip(summary["mean"], summary["std"], summary["seeds"])])
+    cell["protocol"] = cell["protocol"].map(lambda p: PROTOCOL_LABELS.get(p, p))
+    wide = cell.pivot_table(index=["dataset", "backbone", "protocol", "method"], columns="shots", values="v",
+                            aggfunc="first")
+    wide.columns = [f"{k}-shot" for k in wide.columns]
+    order = {m: i for i, m in enumerate(present(summary["method"]))}
+    return wide.sort_index(key=lambda s: s.map(order) if s.name == "method" else s)
+
+
+def value(summary: pd.DataFrame, method: str, shots: int, dataset: "str | None" = None,
+          protocol: str = "clean") -> float:
+    """One mean accuracy from the summary (for numbers quoted in prose)."""
+    rows = summary[(summary.method == METHOD_LABELS.get(method, method)) & (summary.shots == shots)
+                   & (summary.protocol == protocol)]
+    if dataset:
+        rows = rows[rows.dataset == dataset]
+    if len(rows) != 1:
+        raise KeyError(f"expected one summary row for {method} at {shots} shots, found {len(rows)}")
+    return float(rows["mean"].iloc[0])
+
+
+PAPER_REPORTED = paths.REPO / "reference" / "paper_reported.csv"
+
+
+def backbone_label(name: str) -> str:
+    """How a backbone is named in the book: the stand-in is always labelled as such."""
+    from tipkit.models.standin import LABEL, NAME
+
+    return f"{NAME} ({LABEL})" if name == NAME else name
+
+
+def load_reported(path: "str | Path | None" = None) -> pd.DataFrame:
+    """The paper's reported numbers (``reference/paper_reported.csv``), one row per source."""
+    return pd.read_csv(Path(path) if path else PAPER_REPORTED)
+
+
+def paper_comparison(summary: pd.DataFrame, reported: pd.DataFrame, shots: int = 16, backbone: str = "RN50",
+                     source_prefix: str = "official repository exp.log") -> pd.DataFrame:
+    """The paper's numbers beside ours under each protocol: rows (dataset, method), "not run here" where no
+    record exists for that dataset × backbone × shots × method × protocol."""
+    rep = reported[(reported.shots == shots) & (reported.backbone == backbone)
+                   & reported.source.str.startswith(source_prefix)]
+    ours = summary.assign(method_key=summary["method"].map({v: k for k, v in METHOD_LABELS.items()}))
+    rows = []
+    for _, r in rep.iterrows():
+        row = {"dataset": r.dataset, "method": METHOD_LABELS.get(r.method, r.method), "paper": f"{r.top1:.2f}"}
+        for protocol in ("paper", "clean"):
+            hit = ours[(ours.dataset == r.tipkit_dataset) & (ours.backbone == backbone) & (ours.shots == shots)
+                       & (ours.method_key == r.method) & (ours.protocol == protocol)]
+            row[f"ours, {protocol} protocol"] = (f"{hit['mean'].iloc[0]:.2f} ± {hit['std'].iloc[0]:.2f}"
+                                                 if len(hit) else "not run here")
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    order = {m: i for i, m in enumerate(present(df["method"]))}
+    return df.sort_values(["dataset", "method"], key=lambda c: c.map(order) if c.name == "method" else c) \
+        .set_index(["dataset", "method"])
+
+
+def few_shot_curves(runs: pd.DataFrame) -> Any:
+    """One panel per (dataset, protocol): test top-1 vs shots per method, error bars = std over seeds."""
+    import seaborn as sns
+
+    data = runs.assign(method=runs["method"].map(lambda m: METHOD_LABELS.get(m, m)),
+                       backbone=runs["backbone"].map(backbone_label),
+                       protocol=runs["protocol"].map(lambda p: PROTOCOL_LABELS.get(p, p)))
+    sns.set_theme(style="whitegrid", context="notebook")
+    g = sns.relplot(data=data, x="shots", y="top1", hue="method", hue_order=present(data["method"]), col="protocol",
+                    row="dataset", kind="line", marker="o", errorbar="sd", err_style="bars",
+                    height=3.8, aspect=1.2, facet_kws={"sharey": True})
+    shots = sorted(data["shots"].unique())
+    for ax in g.axes.flat:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(shots, [str(s) for s in shots])
+    g.set_axis_labels("shots per class", "test top-1 (%)")
+    g.set_titles("{row_name} — {col_name}")
+    g.figure.suptitle(", ".join(sorted(data["backbone"].unique())), y=1.02)
+    return g.figure
+
+
+def provenance_table(path: "str | Path | None" = None) -> pd.DataFrame:
+    """The ``provenance.csv`` written by ``python -m tipkit report``, shaped for reading."""
+    df = pd.read_csv(Path(path) if path else paths.BOOK_DATA / "provenance.csv")
+    out = df[["study", "dataset", "backbone", "shots", "seed", "created", "run_seconds"]].copy()
+    out["git SHA"] = df["git_sha"].str.slice(0, 12)
+    out["weights"] = df["weights"].str.slice(0, 23)
+    return out.sort_values(["study", "dataset", "backbone", "shots", "seed"]).reset_index(drop=True)
+
+
+def versions_table(path: "str | Path | None" = None) -> pd.DataFrame:
+    """Package versions recorded by the runs (one row per distinct set)."""
+    df = pd.read_csv(Path(path) if path else paths.BOOK_DATA / "provenance.csv")
+    cols = [c for c in df.columns if c.startswith("v_")]
+    return df[cols].drop_duplicates().rename(columns=lambda c: c[2:]).T.rename(columns=lambda i: "version")
