@@ -3,8 +3,11 @@
 Modules: :mod:`.pipeline` (one run: fit every method on one feature cache, evaluate once on test, two
 protocols), :mod:`.sweep` and :mod:`.notebooks` (papermill grids, local or Slurm), :mod:`.report` (one JSON
 record per run, aggregation into the book's CSV tables), :mod:`.ablation_data` and :mod:`.ablations` (the
-paper's ablations on cached features), :mod:`.efficiency` (time and memory per method), :mod:`.plan`
-(what the paper profile needs on disk), :mod:`.standin_card` (measures the stand-in for its model card).
+paper's ablations on cached features), :mod:`.efficiency` (time and memory per method), the scale benchmark
+(:mod:`.scale`: every method at the paper's shapes, each in its own process, on :mod:`.scale_data`'s synthetic
+features; :mod:`.scale_proc` runs and measures one task, :mod:`.scale_encode` times the image encoders),
+:mod:`.plan` (what a sweep or the paper profile needs: images to encode, disk, time from the benchmark),
+:mod:`.standin_card` (measures the stand-in for its model card).
 
 What it may import: every stage below it (core, data, models, methods) and the top-level helpers; never
 figures or the CLI. Nothing below imports it.
