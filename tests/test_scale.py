@@ -126,6 +126,15 @@ def test_cuda_without_a_gpu_is_a_clear_error(bench_dir, capsys):
     assert "torch sees no CUDA device" in capsys.readouterr().err
 
 
+def test_encoder_rows_time_forward_and_decoding():
+    from tipkit.experiments.scale_encode import encoder_rows
+
+    rows = {r["method"]: r for r in encoder_rows(backbones=("tipkit-standin-mini",), repeat_s=0.1)}
+    assert set(rows) == {"encode", "decode"} and {r["status"] for r in rows.values()} == {"ok"}
+    assert rows["encode"]["dim"] == 64 and rows["encode"]["shape"] == "tipkit-standin-mini"
+    assert rows["encode"]["predict_s_per_1k"] > 0 and rows["decode"]["predict_s_per_1k"] > 0
+
+
 def test_machine_kind_names_the_cores():
     assert scale.machine_kind("cpu").startswith("cpu-") and scale.machine_kind("cpu").endswith("core")
     assert get_shape("imagenet") is SHAPES["imagenet"]

@@ -215,11 +215,11 @@ def fill_command(dataset: str, methods: Iterable[str], protocol: str, shots: int
 
 
 def planned_text(r: dict[str, Any]) -> str:
-    """A :func:`plan_runs` row as ``≈ 25 min on cuda-h200`` (``≥`` where a timeout was counted)."""
+    """A :func:`plan_runs` row's total as ``≈ 25 min`` (``≥`` where a timeout was counted; ``+ ?`` where a
+    part has no benchmark row)."""
     if r["total_s"] == 0 and r["missing"]:
-        return f"not measured on {r['machine']}"
-    approx = "≥" if r["lower_bound"] else "≈"
-    return f"{approx} {_human_s(r['total_s'])} on {r['machine']}" + (" (in part)" if r["missing"] else "")
+        return "not measured"
+    return f"{'≥' if r['lower_bound'] else '≈'} {_human_s(r['total_s'])}" + (" + ?" if r["missing"] else "")
 
 
 def fill_plan(datasets: Iterable[str], methods: Iterable[str], protocol: str = "paper", shots: int = 16,
@@ -227,7 +227,7 @@ def fill_plan(datasets: Iterable[str], methods: Iterable[str], protocol: str = "
     """Per dataset: the command that makes its missing record (``dataset, command``) and, from the benchmark,
     its planned time (the dataset's features plus its methods at ``shots`` shots, :func:`plan_runs`) on the
     fastest measured machine, a GPU where one was measured (the command's ``--device`` follows): ``machine, total_s,
-    lower_bound, missing, planned`` (:func:`planned_text`; "not measured" without a benchmark)."""
+    lower_bound, missing, planned`` (:func:`planned_text`; "not measured" without a benchmark, machine "-")."""
     methods = list(methods)
     bench = load_results() if bench is None else bench
     rows = []

@@ -35,7 +35,8 @@ def _median_s(fn: Any, least: int = 3, budget_s: float = 5.0, most: int = 50) ->
     return sorted(times)[len(times) // 2]
 
 
-def _encode_child(name: str, device: str, precision: str, conn: Any) -> None:
+def _encode_child(task: tuple[str, float], device: str, precision: str, conn: Any) -> None:
+    name, budget_s = task
     try:
         import numpy as np
         from PIL import Image
@@ -59,7 +60,7 @@ def _encode_child(name: str, device: str, precision: str, conn: Any) -> None:
         reset_peak()
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
-        fwd = _median_s(forward) / batch
+        fwd = _median_s(forward, budget_s=budget_s) / batch
         peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else (status_kib("VmHWM") or 0) / 1024
         rng = np.random.default_rng(0)
         buf = io.BytesIO()
@@ -67,7 +68,8 @@ def _encode_child(name: str, device: str, precision: str, conn: Any) -> None:
                                                                                                    quality=90)
         data = buf.getvalue()
         torch.set_num_threads(1)  # one loader process
-        dec = _median_s(lambda: bb.preprocess(Image.open(io.BytesIO(data)).convert("RGB")), least=20, budget_s=2.0)
+        dec = _median_s(lambda: bb.preprocess(Image.open(io.BytesIO(data)).convert("RGB")), least=20,
+                        budget_s=budget_s / 2)
         conn.send({"status": "ok", "encode_s_per_1k": 1000 * fwd, "decode_s_per_1k": 1000 * dec, "dim": dim,
                    "peak_mib": peak, "batch": batch, "mem_kind": "cuda_allocated" if dev.type == "cuda" else "rss"})
     except BaseException as e:  # noqa: BLE001 - reported in the rows
@@ -76,11 +78,13 @@ def _encode_child(name: str, device: str, precision: str, conn: Any) -> None:
         conn.close()
 
 
-def encoder_rows(device: str = "cpu", precision: str = "fp32", timeout: float = 600.0) -> list[dict[str, Any]]:
-    """The ``encode`` and ``decode`` rows of every backbone of :data:`BACKBONES`."""
+def encoder_rows(device: str = "cpu", precision: str = "fp32", timeout: float = 600.0,
+                 backbones: "tuple[str, ...] | None" = None, repeat_s: float = 5.0) -> list[dict[str, Any]]:
+    """The ``encode`` and ``decode`` rows of each backbone (default: every one of :data:`BACKBONES`), each time
+    the median of calls repeated for about ``repeat_s`` seconds (at least 3 forward passes, 20 decodings)."""
     rows = []
-    for name in BACKBONES:
-        r = run_task(name, device, precision, timeout, target=_encode_child)
+    for name in backbones or tuple(BACKBONES):
+        r = run_task((name, repeat_s), device, precision, timeout, target=_encode_child)
         base = {"shape": name, "dataset": "-", "protocol": "-", "dim": r.get("dim"), "status": r["status"],
                 "error": r.get("error")}
         rows.append({**base, "method": "encode", "predict_s_per_1k": r.get("encode_s_per_1k"),

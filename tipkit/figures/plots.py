@@ -79,13 +79,13 @@ def paper_comparison(summary: pd.DataFrame, reported: pd.DataFrame, shots: int =
                      fill: "pd.DataFrame | None" = None) -> pd.DataFrame:
     """Datasets × methods: the paper's number, ours beside it where a record exists (``paper · ours (protocol)``,
     the ``paper`` protocol first), and where none exists ``paper · —`` with the planned time of the run that
-    fills it. ``fill`` (from :func:`tipkit.fill_plan`: ``dataset, command, planned``) adds that time to each
-    missing cell and a last column with the command (then ``python -m tipkit report``); without it a missing
-    cell says *not run here*."""
+    fills it. ``fill`` (from :func:`tipkit.fill_plan`: ``dataset, command, planned, machine``) adds that time to
+    each missing cell and a last column with the command and the machine the time was measured on (then
+    ``python -m tipkit report``); without it a missing cell says *not run here*."""
     rep = reported[(reported.shots == shots) & (reported.backbone == backbone)
                    & reported.source.str.startswith(source_prefix)]
     ours = summary.assign(method_key=summary["method"].map({v: k for k, v in METHOD_LABELS.items()}))
-    plan = {} if fill is None else dict(zip(fill["dataset"], zip(fill["command"], fill["planned"])))
+    plan = {} if fill is None else {r["dataset"]: r for r in fill.to_dict("records")}
     cells: dict[str, dict[str, str]] = {}
     todo: dict[str, str] = {}
     for _, r in rep.iterrows():
@@ -95,12 +95,12 @@ def paper_comparison(summary: pd.DataFrame, reported: pd.DataFrame, shots: int =
                        & (ours.method_key == r.method) & (ours.protocol == protocol)]
             if len(hit):
                 got.append(f"{hit['mean'].iloc[0]:.2f} ({protocol})")
-        command, planned = plan.get(r.tipkit_dataset, (None, None))
-        missing = f"— ({planned})" if planned else "not run here"
+        p = plan.get(r.tipkit_dataset)
+        missing = f"— ({p['planned']})" if p else "not run here"
         cells.setdefault(r.dataset, {})[METHOD_LABELS.get(r.method, r.method)] = \
             f"{r.top1:.2f} · {', '.join(got) if got else missing}"
-        if not got and command:
-            todo[r.dataset] = command
+        if not got and p:
+            todo[r.dataset] = f"{p['command']}  [{p['planned']} on {p['machine']}]"
     df = pd.DataFrame.from_dict(cells, orient="index")
     df = df[present(list(df.columns))].sort_index()
     if todo:

@@ -28,11 +28,23 @@ def load_bench(folder: "str | Path | None" = None) -> pd.DataFrame:
 
 def method_rows(bench: pd.DataFrame) -> pd.DataFrame:
     """The methods' rows (not the encoder rows), with readable labels, the peak memory in GiB and a run label."""
+    if "method" not in bench:  # no benchmark CSV yet
+        return pd.DataFrame(columns=["machine", "device", "precision", "shape", "protocol", "method", "label",
+                                     "cache_size", "status", "fit_s", "predict_s_per_1k", "peak_gib", "run",
+                                     "timeout_s", "test_acc", "fit_peak_mib", "predict_peak_mib"])
     df = bench[~bench["method"].isin(["encode", "decode"])].copy()
     df["label"] = df["method"].map(lambda m: METHOD_LABELS.get(m, m))
     df["peak_gib"] = df[["fit_peak_mib", "predict_peak_mib"]].max(axis=1) / GIB
     df["run"] = df["machine"] + " " + df["precision"]
     return df
+
+
+def measured(bench: pd.DataFrame, shape: str, method: str, column: str = "test_acc",
+             device: str = "cpu") -> "float | None":
+    """One finished row's value (mean over the machines of that device; None where none finished)."""
+    df = method_rows(bench)
+    hit = df[(df["shape"] == shape) & (df["method"] == method) & (df["status"] == "ok") & (df["device"] == device)]
+    return float(hit[column].mean()) if len(hit) else None
 
 
 def _order(labels: "pd.Series | list[str]") -> list[str]:
@@ -54,6 +66,11 @@ def cost_vs_scale(bench: pd.DataFrame, shapes: "tuple[str, ...] | None" = LADDER
     if shapes and df["shape"].isin(shapes).any():
         df = df[df["shape"].isin(shapes)]
     runs = sorted(df["run"].unique())
+    if not runs:
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no benchmark results yet: python -m tipkit bench", ha="center", va="center")
+        return fig
     sns.set_theme(style="whitegrid", context="notebook")
     fig, axes = plt.subplots(len(runs), 3, figsize=(14, 4.2 * len(runs)), squeeze=False)
     hue = _order(df["label"])
