@@ -14,8 +14,11 @@
 #    precision's share of the time budget is spent (rows are written as they finish).
 # 4. Copies benchmarks/results/scale_cuda-*.csv and the logs into $OUT (when set) and prints a summary.
 #
-# Time: DEVICE_CHECK_BUDGET_S (default 450 s) for the whole script, enforced with `timeout` and the benchmark's
-# own --budget; TASK_TIMEOUT_S (default 120 s) per method and shape. Commit the CSV it writes.
+# A dry run where no GPU is: DEVICE_CHECK_DEVICE=cpu TIPKIT_BENCH=/tmp/dry DEVICE_CHECK_BUDGET_S=150 bash $0
+#
+# Time: DEVICE_CHECK_BUDGET_S (default 440 s) for the whole script, enforced with `timeout` and the benchmark's
+# own --budget (no task starts after it); TASK_TIMEOUT_S (default 120 s) per method and shape. Commit the CSV it
+# writes (benchmarks/results/scale_cuda-<gpu>.csv; the Efficiency chapter then shows the GPU's rows).
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -30,7 +33,9 @@ if [ "${1:-}" = "--fetch-wheels" ]; then
     exit $?
 fi
 
-BUDGET=${DEVICE_CHECK_BUDGET_S:-450}
+BUDGET=${DEVICE_CHECK_BUDGET_S:-440}
+DEVICE=${DEVICE_CHECK_DEVICE:-cuda}  # cpu: a dry run of this script where no GPU is (fp32 only, the CUDA tests skip)
+RESULTS=${TIPKIT_BENCH:-benchmarks/results}
 TASK_TIMEOUT=${TASK_TIMEOUT_S:-120}
 START=$(date +%s)
 left() { echo $(( BUDGET - ($(date +%s) - START) )); }
@@ -55,25 +60,27 @@ $PY -c "import torch" 2>/dev/null || { echo "device_check: no torch for $PY: ins
 $PY -c "import open_clip, torch, tipkit; print('torch', torch.__version__, '| open_clip', open_clip.__version__, \
 '| CUDA', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" || {
     echo "device_check: cannot import open_clip, torch and tipkit; carry the wheels: bash $0 --fetch-wheels"; exit 3; }
-$PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || {
+[ "$DEVICE" = cpu ] || $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || {
     echo "device_check: torch sees no CUDA device"; exit 4; }
 
 say "CUDA tests (they skip without a GPU)"
 timeout $(( $(left) < 180 ? $(left) : 180 )) $PY -m pytest -q -p no:cacheprovider -m "not slow" -k cuda -rs \
     tests/test_methods.py tests/test_methods_coop.py 2>&1 | tee /tmp/cuda_tests.log
-TESTS=$(grep -E "passed|failed|error" /tmp/cuda_tests.log | tail -1)
+TESTS=$(grep -E "passed|failed|error|skipped" /tmp/cuda_tests.log | tail -1)
 
 SHAPES="imagenet sun397 caltech101 fashion-mnist"
-for PREC in fp32 bf16; do
-    [ "$PREC" = fp32 ] && share=$(( ($(left) - 30) / 2 )) || share=$(( $(left) - 30 ))
+PRECISIONS="fp32 bf16"
+[ "$DEVICE" = cpu ] && PRECISIONS=fp32
+for PREC in $PRECISIONS; do
+    [ "$PREC" = fp32 ] && [ "$PRECISIONS" != fp32 ] && share=$(( ($(left) - 30) / 2 )) || share=$(( $(left) - 30 ))
     if [ "$share" -lt 20 ]; then echo "no time left for $PREC"; continue; fi
-    say "scale benchmark on cuda, $PREC, budget $share s"
-    timeout $(( share + 60 )) $PY -m tipkit bench --device cuda --precision "$PREC" --shapes $SHAPES \
-        --timeout "$TASK_TIMEOUT" --budget "$share"
+    say "scale benchmark on $DEVICE, $PREC, budget $share s"
+    timeout $(( share + 60 )) $PY -m tipkit bench --device "$DEVICE" --precision "$PREC" --shapes $SHAPES \
+        --timeout "$TASK_TIMEOUT" --budget "$share" --out "$RESULTS"
 done
 
 say "summary"
-CSV=$(ls benchmarks/results/scale_cuda-*.csv 2>/dev/null | head -1)
+CSV=$(ls -t "$RESULTS"/scale_"$DEVICE"-*.csv 2>/dev/null | head -1)
 echo "CUDA tests: ${TESTS:-did not run}"
 if [ -n "$CSV" ]; then
     $PY - "$CSV" <<'EOF'
