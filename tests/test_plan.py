@@ -126,16 +126,19 @@ def scale_frame():
 def test_laptop_table_is_derived_from_the_rows():
     df = scale_frame()
     t = scale_plots.laptop_table(df).set_index("method")
-    assert t.loc["GDA", "laptop CPU: up to"] == "every shape" and t.loc["GDA", "needs a GPU from"] == "—"
-    assert t.loc["Tip-X", "laptop CPU: up to"] == "caltech101"
-    assert t.loc["Tip-X", "needs a GPU from"] == "imagenet (stopped after 600 s)"
-    assert not any(c.startswith("cuda") for c in t.columns)  # no GPU rows measured: none shown
+    assert t.loc["GDA", "clean: laptop CPU up to"] == "imagenet" and t.loc["GDA", "clean: needs a GPU from"] == "—"
+    assert t.loc["Tip-X", "clean: laptop CPU up to"] == "caltech101"
+    assert t.loc["Tip-X", "clean: needs a GPU from"] == "imagenet (stopped after 600 s)"
+    assert not any("cuda" in c for c in t.columns)  # no GPU rows measured: none shown
+    t = scale_plots.laptop_table(df[df["shape"] != "imagenet"]).set_index("method")
+    assert t.loc["Tip-X", "clean: laptop CPU up to"] == "caltech101"  # the largest measured, not "every shape"
     gpu = df.assign(machine="cuda-h200", device="cuda", fit_s=0.5, status="ok")
     t = scale_plots.laptop_table(pd.concat([df, gpu])).set_index("method")
-    assert t.loc["Tip-X", "cuda-h200 fp32: imagenet"] == "0.5 s"
+    assert t.loc["Tip-X", "clean: cuda-h200 fp32 at imagenet"] == "0.5 s"
     big = df.assign(fit_peak_mib=9 * 1024.0)
-    assert scale_plots.laptop_table(big).set_index("method").loc["GDA", "needs a GPU from"] == \
-        "fashion-mnist (9.0 GiB)"
+    t = scale_plots.laptop_table(big).set_index("method")
+    assert t.loc["GDA", "clean: needs a GPU from"] == "fashion-mnist (9.0 GiB)"
+    assert t.loc["GDA", "clean: laptop CPU up to"] == "none"
 
 
 def test_cost_figure_and_shape_table():

@@ -212,9 +212,9 @@ def run_bench(shapes: "Sequence[str] | None" = None, methods: "Sequence[str] | N
     if "encode" in methods:
         from tipkit.experiments.scale_encode import encoder_rows
 
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         cap = min(timeout, budget / 4) if budget else timeout  # the encoders get a quarter of a budget at most
         rows = [r for r in encoder_rows(device, precision, cap) if not (r["status"] == "timeout" and cap < timeout)]
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         if rows:
             write_rows(path, [{**r, **common, "created": now} for r in rows])
     bar = tqdm(tasks, desc=f"bench {kind} {precision}", unit="task")

@@ -109,32 +109,30 @@ def _why(r: pd.Series) -> str:
 
 
 def laptop_table(bench: pd.DataFrame) -> pd.DataFrame:
-    """Per method and protocol, on the CPU: the largest shape that fits a laptop (fit <= LAPTOP_FIT_S, peak
-    <= LAPTOP_PEAK_GIB) and the first that does not, with why; beside it, where a GPU was measured, the
-    largest shape's fit time there. Derived from the CSV rows alone."""
+    """Per method, on the CPU, per protocol: the largest measured shape that fits a laptop (fit <=
+    LAPTOP_FIT_S, peak <= LAPTOP_PEAK_GIB) before the first that does not, and that first one with why ("—"
+    where every measured shape fits); then, per measured GPU run, the fit time at its largest shape. Derived
+    from the CSV rows alone: a shape not yet measured is in neither column."""
     df = method_rows(bench)
-    cpu = df[df["device"] == "cpu"]
-    gpu = df[df["device"] == "cuda"]
-    rows = []
+    cpu, gpu = df[df["device"] == "cpu"], df[df["device"] == "cuda"]
+    rows: dict[str, dict[str, str]] = {}
     for (label, protocol), g in cpu.groupby(["label", "protocol"]):
         g = g.sort_values("cache_size")
         fits = [_fits(r) for _, r in g.iterrows()]
-        first_bad = next((i for i, f in enumerate(fits) if not f), None)
-        row = {"method": label, "protocol": protocol,
-               "laptop CPU: up to": g["shape"].iloc[first_bad - 1] if first_bad else
-               ("every shape" if first_bad is None else "none"),
-               "needs a GPU from": "—" if first_bad is None else
-               f"{g['shape'].iloc[first_bad]} ({_why(g.iloc[first_bad])})"}
-        for run, h in gpu[(gpu["label"] == label) & (gpu["protocol"] == protocol)].groupby("run"):
-            big = h.sort_values("cache_size").iloc[-1]
-            row[f"{run}: {big['shape']}"] = f"{big['fit_s']:.1f} s" if big["status"] == "ok" else _why(big)
-        rows.append(row)
-    out = pd.DataFrame(rows)
+        bad = next((i for i, f in enumerate(fits) if not f), None)
+        last_ok = len(fits) - 1 if bad is None else bad - 1
+        row = rows.setdefault(label, {"method": label})
+        row[f"{protocol}: laptop CPU up to"] = g["shape"].iloc[last_ok] if last_ok >= 0 else "none"
+        row[f"{protocol}: needs a GPU from"] = "—" if bad is None else f"{g['shape'].iloc[bad]} ({_why(g.iloc[bad])})"
+    for (label, protocol, run), h in gpu.groupby(["label", "protocol", "run"]):
+        big = h.sort_values("cache_size").iloc[-1]
+        rows.setdefault(label, {"method": label})[f"{protocol}: {run} at {big['shape']}"] = \
+            f"{big['fit_s']:.1f} s" if big["status"] == "ok" else _why(big)
+    out = pd.DataFrame(list(rows.values()))
     if not len(out):
         return out
     order = {m: i for i, m in enumerate(_order(out["method"]))}
-    return out.sort_values(["method", "protocol"], key=lambda c: c.map(order) if c.name == "method" else c) \
-        .reset_index(drop=True).fillna("—")
+    return out.sort_values("method", key=lambda c: c.map(order)).reset_index(drop=True).fillna("—")
 
 
 def shape_table(bench: pd.DataFrame, shape: str = "imagenet") -> pd.DataFrame:
