@@ -19,11 +19,12 @@ import torch
 
 from tipkit import data as data_mod
 from tipkit.config import RunConfig
-from tipkit.core.cache import build_cache, l2_normalize
+from tipkit.core.cache import OneHot, build_cache, l2_normalize
 from tipkit.core.finetune import finetune
 from tipkit.core.fusion import tip_logits
+from tipkit.core.grid import row_chunks
 from tipkit.core.metrics import accuracy
-from tipkit.core.search import grid_search, paper_grid
+from tipkit.core.search import MEMORY_BUDGET, grid_search, paper_grid
 from tipkit.errors import TipkitError, choose
 from tipkit.methods import FewShotData, Method, get_method, list_methods
 from tipkit.models.backbone import Backbone, class_embeddings, load_backbone
@@ -144,8 +145,12 @@ def paper_tip_f(f: Fitted, ft: torch.Tensor, yt: torch.Tensor) -> tuple[float, d
     r = finetune(d.views, d.labels, ft, yt, d.class_embeddings, keys, values, cfg.init_alpha, cfg.init_beta,
                  epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed, device=cfg.device)
     betas, alphas = paper_grid(tuple(cfg.search_scale), tuple(cfg.search_step))
-    s = grid_search(d.val, d.val_labels, d.class_embeddings, r.keys, values, betas, alphas)
-    after = accuracy(tip_logits(ft, d.class_embeddings, r.keys, values, s.best_alpha, s.best_beta), yt)
+    onehot = OneHot(d.labels, d.num_classes)
+    s = grid_search(d.val, d.val_labels, d.class_embeddings, r.keys, onehot, betas, alphas)
+    chunks = row_chunks(len(ft), 4 * (2 * len(r.keys) + 4 * d.num_classes), MEMORY_BUDGET)  # N may be 50,000
+    logits = torch.cat([tip_logits(ft[i:i + chunks.step], d.class_embeddings, r.keys, onehot, s.best_alpha,
+                                   s.best_beta) for i in chunks])
+    after = accuracy(logits, yt)
     return max(r.best_val_acc, after), {"alpha": s.best_alpha, "beta": s.best_beta, "best_epoch": r.best_epoch,
                                         "selection": "epoch on test; max of two test accuracies",
                                         "history": r.history}
