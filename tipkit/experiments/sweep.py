@@ -2,21 +2,27 @@
 
 A sweep file names studies (a notebook and a grid of its parameters) and fixed parameters; every grid
 cell is one papermill execution writing one executed notebook and one JSON record. A cell is skipped
-when its record exists and its inputs (notebook, parameters, tipkit's code, the weights file) are
-unchanged, so a crashed or interrupted sweep resumes without recomputing anything. Features are
-extracted once per (backbone, dataset, split, view) before the cells fan out, and shared by all.
+when its record exists, reads back whole and its inputs (notebook, parameters, tipkit's code, the weights
+file) are unchanged, so a crashed or interrupted sweep resumes without recomputing anything, and a damaged
+record is re-made. Features are extracted once per (backbone, dataset, split, view) before the cells fan
+out, and shared by all. A cell that fails is listed with its error line and executed notebook while the
+others go on; Ctrl-C (or the sweep process dying) stops the running cells, and nothing is half-written.
 """
 
 from __future__ import annotations
 
 import ast
 import concurrent.futures as cf
+import contextlib
 import hashlib
 import itertools
 import json
 import logging
 import multiprocessing as mp
 import os
+import signal
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +33,7 @@ from tipkit import paths
 from tipkit.config import FIELDS, load_yaml, make_config
 from tipkit.errors import TipkitError
 from tipkit.experiments.pipeline import check_methods
+from tipkit.experiments.report import read_record
 from tipkit.io import write_text
 
 log = logging.getLogger(__name__)
@@ -34,6 +41,7 @@ TOP_KEYS = {"name", "fixed", "studies", "executor"}
 STUDY_KEYS = {"notebook", "grid", "fixed"}
 EXECUTOR_KEYS = {"kind", "jobs", "partition", "gpus", "time_min", "cpus", "mem_gb"}
 EXECUTORS = ("local", "slurm", "submitit-local")
+STOP_GRACE_S = 20.0  # after Ctrl-C, how long a running cell may take to stop before it is killed
 
 
 @dataclass
@@ -43,6 +51,7 @@ class Cell:
     record: Path
     executed: Path
     inputs: str  # hash of everything the result depends on
+    error: str = ""  # why it failed (the notebook's error line), once run
 
     @property
     def name(self) -> str:
@@ -164,18 +173,41 @@ def load_sweep(path: "str | Path", overrides: "dict[str, Any] | None" = None,
 
 
 def is_done(cell: Cell) -> bool:
+    """The cell's record exists, was made from today's inputs and reads back whole (else: run it again)."""
     sidecar = cell.record.with_suffix(".inputs")
-    return cell.record.exists() and sidecar.exists() and sidecar.read_text().strip() == cell.inputs
+    if not (cell.record.exists() and sidecar.exists() and sidecar.read_text().strip() == cell.inputs):
+        return False
+    _, why = read_record(cell.record)
+    if why:
+        log.warning("record %s is damaged (%s): running cell %s again", cell.record, why, cell.name)
+    return why is None
+
+
+_IN_WORKER = False  # set in local worker processes by _worker_init
 
 
 def run_cell(notebook: str, params: dict[str, Any], record: str, executed: str) -> str:
     """Execute one cell (picklable: runs in a worker process or a Slurm job). Returns the record path."""
     from tipkit.experiments.notebooks import execute
 
-    execute(Path(notebook), {**params, "out": record}, Path(executed))
+    try:
+        execute(Path(notebook), {**params, "out": record}, Path(executed))
+    except KeyboardInterrupt:
+        if _IN_WORKER:  # papermill has stopped its kernel and saved the executed notebook: end this worker
+            os._exit(130)  # (returning would let it start the next queued cell)
+        raise
     if not Path(record).exists():
         raise RuntimeError(f"{notebook} finished without writing {record}")
     return record
+
+
+def error_line(e: BaseException) -> str:
+    """One line saying why a cell failed: the notebook's ``Error: message`` when papermill raised."""
+    if getattr(e, "ename", None):
+        value = str(getattr(e, "evalue", "")).strip().splitlines()
+        return f"{e.ename}: {value[0] if value else ''}"  # type: ignore[attr-defined]
+    lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else type(e).__name__
 
 
 def prepare_features(cells: list[Cell]) -> None:
@@ -193,12 +225,51 @@ def _limit_threads(threads: int) -> None:
         os.environ[var] = str(threads)
 
 
+def _stop_once(signum: int, frame: Any) -> None:
+    """A worker's SIGINT/SIGTERM: stop the running cell once (papermill shuts its kernel down), ignore repeats."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _watch_parent(ppid: int) -> None:
+    """A worker whose sweep process died (SIGKILL, OOM) stops its cell rather than running on unseen."""
+    while os.getppid() == ppid:
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(STOP_GRACE_S)
+    os._exit(137)
+
+
+def _worker_init(threads: int) -> None:
+    global _IN_WORKER
+    _IN_WORKER = True
+    _limit_threads(threads)
+    signal.signal(signal.SIGINT, _stop_once)
+    signal.signal(signal.SIGTERM, _stop_once)
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _stop_workers(ex: cf.ProcessPoolExecutor) -> None:
+    """Cancel the queued cells, interrupt the running ones, kill any still running after STOP_GRACE_S."""
+    ex.shutdown(wait=False, cancel_futures=True)
+    procs = [p for p in mp.active_children() if p.is_alive()]
+    for p in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p.pid, signal.SIGINT)  # a Ctrl-C reached them already; `kill -INT <sweep>` did not
+    deadline = time.monotonic() + STOP_GRACE_S
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+
+
 def _executor(kind: str, opts: dict[str, Any], folder: Path) -> Any:
     jobs = int(opts.get("jobs", 1))
     if kind == "local":
         threads = max(1, (os.cpu_count() or 1) // jobs)
         return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
-                                      initializer=_limit_threads, initargs=(threads,))
+                                      initializer=_worker_init, initargs=(threads,))
     import submitit
 
     ex = submitit.AutoExecutor(folder=str(folder), cluster="slurm" if kind == "slurm" else "local")
@@ -211,7 +282,8 @@ def _executor(kind: str, opts: dict[str, Any], folder: Path) -> Any:
 
 
 def run_sweep(sweep: Sweep, force: bool = False, dry_run: bool = False) -> list[Cell]:
-    """Run every cell not already done; return the failed cells (their executed notebooks say why)."""
+    """Run every cell not already done; return the failed cells (``cell.error``; the executed notebook
+    holds the traceback). Ctrl-C stops the running cells and re-raises; finished cells are kept."""
     todo = [c for c in sweep.cells if force or not is_done(c)]
     log.info("sweep %s: %d cells, %d to run, %d done", sweep.name, len(sweep.cells), len(todo),
              len(sweep.cells) - len(todo))
@@ -222,6 +294,7 @@ def run_sweep(sweep: Sweep, force: bool = False, dry_run: bool = False) -> list[
     failed: list[Cell] = []
     ex = _executor(kind, sweep.executor, paths.results_dir() / "submitit" / sweep.name)
     bar = tqdm(total=len(todo), desc=f"sweep {sweep.name}", unit="cell")
+    pending: list = []
     try:
         if kind == "local":
             futs = {ex.submit(run_cell, str(c.notebook), c.params, str(c.record), str(c.executed)): c for c in todo}
@@ -240,19 +313,22 @@ def run_sweep(sweep: Sweep, force: bool = False, dry_run: bool = False) -> list[
                 fut.result()
                 write_text(cell.record.with_suffix(".inputs"), cell.inputs + "\n")
             except Exception as e:  # the executed notebook holds the traceback
-                msg = str(e).strip().splitlines()
-                log.error("cell %s failed: %s", cell.name, msg[-1] if msg else type(e).__name__)
+                cell.error = error_line(e)
+                log.error("cell %s failed: %s", cell.name, cell.error)
                 failed.append(cell)
             bar.update()
     except KeyboardInterrupt:
-        log.error("interrupted: finished cells are kept; run the sweep again to resume")
+        log.error("interrupted: stopping the running cells; finished cells are kept, run the sweep again to resume")
         if kind == "local":
-            ex.shutdown(wait=False, cancel_futures=True)
+            _stop_workers(ex)
+        else:
+            for _, job in pending:
+                job.cancel(check=False)
         raise
     finally:
         bar.close()
         if kind == "local":
             ex.shutdown(wait=True)
     for c in failed:
-        log.error("failed: %s (see %s)", c.name, c.executed)
+        log.error("failed: %s: %s (see %s)", c.name, c.error, c.executed)
     return failed
