@@ -167,12 +167,21 @@ def setup_logging(verbose: bool = False) -> None:
     logging.getLogger("tipkit").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
+def _close_bars() -> None:
+    """Close the progress bars an error left open, so that the error starts a line of its own."""
+    from tqdm.auto import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+
+
 def main(argv: "list[str] | None" = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     try:
         return args.func(args)
     except TipkitError as e:
+        _close_bars()
         print(f"tipkit: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -74,9 +74,9 @@ def write_text(path: "str | Path", text: str, only_if_changed: bool = False) -> 
 def torch_save(path: "str | Path", obj: Any) -> Path:
     """``torch.save`` atomically. Serialised in memory and written through Python, so that a full disk is
     an ``OSError`` (ENOSPC) rather than torch's opaque ``PytorchStreamWriter failed`` RuntimeError."""
-    buf = io.BytesIO()
-    torch.save(obj, buf)
     with atomic_path(path) as tmp:
+        buf = io.BytesIO()
+        torch.save(obj, buf)
         with open(tmp, "wb") as fh:
             fh.write(buf.getbuffer())
     return Path(path)

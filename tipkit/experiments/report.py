@@ -190,10 +190,10 @@ def aggregate(records_dir: "str | Path | None" = None, out_dir: "str | Path" = p
     from tipkit.io import write_text
 
     root = Path(records_dir) if records_dir else paths.records_dir()
-    main = load_records(root / MAIN_STUDY)
+    everything = load_records(root, recursive=True)  # each damaged record skipped with one warning
+    main = [r for r in everything if r["study"] == MAIN_STUDY]
     if not main:
         raise TipkitError(f"no run records in {root / MAIN_STUDY}: run a sweep first (make book does)")
-    everything = load_records(root, recursive=True)
     df = tidy(main)
     out_dir = Path(out_dir)
     test = df[df.split == "test"]

@@ -89,9 +89,9 @@ class FeatureStore:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except FileNotFoundError:
             raise
-        except OSError as e:
+        except PermissionError as e:
             raise TipkitError(f"cannot read feature shard {path}: {e.strerror or e}") from None
-        except Exception as e:  # truncated zip, not a torch file, unpickling refused ...
+        except Exception as e:  # truncated zip (RuntimeError, OSError), not a torch file, unpickling refused ...
             return None, f"unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
         problem = shard_problem(obj, dim, self.size)
         return (None, problem) if problem else (obj, None)
