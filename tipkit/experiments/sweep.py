@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import ast
 import concurrent.futures as cf
-import contextlib
 import hashlib
 import itertools
 import json
 import logging
 import multiprocessing as mp
 import os
-import signal
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +28,7 @@ from tqdm.auto import tqdm
 from tipkit import paths
 from tipkit.config import FIELDS, load_yaml, make_config
 from tipkit.errors import TipkitError
+from tipkit.experiments import workers
 from tipkit.experiments.pipeline import check_methods
 from tipkit.experiments.report import read_record
 from tipkit.io import write_text
@@ -41,7 +38,6 @@ TOP_KEYS = {"name", "fixed", "studies", "executor"}
 STUDY_KEYS = {"notebook", "grid", "fixed"}
 EXECUTOR_KEYS = {"kind", "jobs", "partition", "gpus", "time_min", "cpus", "mem_gb"}
 EXECUTORS = ("local", "slurm", "submitit-local")
-STOP_GRACE_S = 20.0  # after Ctrl-C, how long a running cell may take to stop before it is killed
 
 
 @dataclass
@@ -183,9 +179,6 @@ def is_done(cell: Cell) -> bool:
     return why is None
 
 
-_IN_WORKER = False  # set in local worker processes by _worker_init
-
-
 def run_cell(notebook: str, params: dict[str, Any], record: str, executed: str) -> str:
     """Execute one cell (picklable: runs in a worker process or a Slurm job). Returns the record path."""
     from tipkit.experiments.notebooks import execute
@@ -193,7 +186,7 @@ def run_cell(notebook: str, params: dict[str, Any], record: str, executed: str) 
     try:
         execute(Path(notebook), {**params, "out": record}, Path(executed))
     except KeyboardInterrupt:
-        if _IN_WORKER:  # papermill has stopped its kernel and saved the executed notebook: end this worker
+        if workers.IN_WORKER:  # papermill has stopped its kernel and saved the executed notebook: end this worker
             os._exit(130)  # (returning would let it start the next queued cell)
         raise
     if not Path(record).exists():
@@ -218,58 +211,12 @@ def prepare_features(cells: list[Cell]) -> None:
     prepare(cfgs)
 
 
-def _limit_threads(threads: int) -> None:
-    """Worker initialiser: each cell (and the kernel it starts) gets its share of the cores, so that
-    parallel cells do not oversubscribe them (OpenMP's busy-waiting makes that many times slower)."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
-
-
-def _stop_once(signum: int, frame: Any) -> None:
-    """A worker's SIGINT/SIGTERM: stop the running cell once (papermill shuts its kernel down), ignore repeats."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
-def _watch_parent(ppid: int) -> None:
-    """A worker whose sweep process died (SIGKILL, OOM) stops its cell rather than running on unseen."""
-    while os.getppid() == ppid:
-        time.sleep(0.5)
-    os.kill(os.getpid(), signal.SIGINT)
-    time.sleep(STOP_GRACE_S)
-    os._exit(137)
-
-
-def _worker_init(threads: int) -> None:
-    global _IN_WORKER
-    _IN_WORKER = True
-    _limit_threads(threads)
-    signal.signal(signal.SIGINT, _stop_once)
-    signal.signal(signal.SIGTERM, _stop_once)
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
-
-
-def _stop_workers(ex: cf.ProcessPoolExecutor) -> None:
-    """Cancel the queued cells, interrupt the running ones, kill any still running after STOP_GRACE_S."""
-    ex.shutdown(wait=False, cancel_futures=True)
-    procs = [p for p in mp.active_children() if p.is_alive()]
-    for p in procs:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(p.pid, signal.SIGINT)  # a Ctrl-C reached them already; `kill -INT <sweep>` did not
-    deadline = time.monotonic() + STOP_GRACE_S
-    for p in procs:
-        p.join(max(0.0, deadline - time.monotonic()))
-        if p.is_alive():
-            p.kill()
-
-
 def _executor(kind: str, opts: dict[str, Any], folder: Path) -> Any:
     jobs = int(opts.get("jobs", 1))
     if kind == "local":
         threads = max(1, (os.cpu_count() or 1) // jobs)
         return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
-                                      initializer=_worker_init, initargs=(threads,))
+                                      initializer=workers.init, initargs=(threads,))
     import submitit
 
     ex = submitit.AutoExecutor(folder=str(folder), cluster="slurm" if kind == "slurm" else "local")
@@ -320,7 +267,7 @@ def run_sweep(sweep: Sweep, force: bool = False, dry_run: bool = False) -> list[
     except KeyboardInterrupt:
         log.error("interrupted: stopping the running cells; finished cells are kept, run the sweep again to resume")
         if kind == "local":
-            _stop_workers(ex)
+            workers.stop(ex)
         else:
             for _, job in pending:
                 job.cancel(check=False)
