@@ -1,4 +1,4 @@
-"""``python -m tipkit``: run, sweep (papermill grids), report, standin."""
+"""``python -m tipkit``: run, sweep (papermill grids), report, cache, standin."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if failed:
         print(f"{len(failed)} of {len(sweep.cells)} cells failed:", file=sys.stderr)
         for c in failed:
-            print(f"  {c.name}: {c.executed}", file=sys.stderr)
+            print(f"  {c.name}: {c.error}\n    executed notebook: {c.executed}", file=sys.stderr)
         return 1
     return 0
 
@@ -85,6 +85,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     for p in aggregate(args.records, args.out):
         print(p)
     return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from tipkit.models.cache_admin import command
+
+    lines, rc = command(args.action, older_than=args.older_than, data_root=args.data_root, apply=args.apply)
+    print("\n".join(lines))
+    return rc
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -133,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--records", default=None, help="records folder (default: <results>/records)")
     p.add_argument("--out", default=str(paths.BOOK_DATA))
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser("cache", help="the feature cache: info, verify (exit 1 if damaged), compact, prune")
+    p.add_argument("action", choices=["info", "verify", "compact", "prune"])
+    p.add_argument("--older-than", metavar="DATE", help="prune: also stores last written before DATE (2025-01-31)")
+    p.add_argument("--data-root", help="prune: the folder holding the datasets, to check their images")
+    p.add_argument("--apply", action="store_true", help="prune: remove (default: only list what would go)")
+    p.set_defaults(func=cmd_cache)
     p = sub.add_parser("data", help="check a dataset on disk against the expected split sizes")
     d = p.add_subparsers(dest="action", required=True).add_parser("check", help="count images, find bad files")
     d.add_argument("--dataset", required=True)
@@ -153,12 +167,21 @@ def setup_logging(verbose: bool = False) -> None:
     logging.getLogger("tipkit").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
+def _close_bars() -> None:
+    """Close the progress bars an error left open, so that the error starts a line of its own."""
+    from tqdm.auto import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+
+
 def main(argv: "list[str] | None" = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     try:
         return args.func(args)
     except TipkitError as e:
+        _close_bars()
         print(f"tipkit: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

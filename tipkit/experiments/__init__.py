@@ -1,10 +1,11 @@
 """Stage 6: experiments — one run, sweeps of runs, their records and the tables made from them.
 
 Modules: :mod:`.pipeline` (one run: fit every method on one feature cache, evaluate once on test, two
-protocols), :mod:`.sweep` and :mod:`.notebooks` (papermill grids, local or Slurm), :mod:`.report` (one JSON
-record per run, aggregation into the book's CSV tables), :mod:`.ablation_data` and :mod:`.ablations` (the
-paper's ablations on cached features), :mod:`.efficiency` (time and memory per method), :mod:`.plan`
-(what the paper profile needs on disk), :mod:`.standin_card` (measures the stand-in for its model card).
+protocols), :mod:`.sweep`, :mod:`.notebooks` and :mod:`.workers` (papermill grids, local or Slurm; how
+their worker processes stop), :mod:`.report` (one JSON record per run, aggregation into the book's CSV
+tables), :mod:`.ablation_data` and :mod:`.ablations` (the paper's ablations on cached features),
+:mod:`.efficiency` (time and memory per method), :mod:`.plan` (what the paper profile needs on disk),
+:mod:`.standin_card` (measures the stand-in for its model card).
 
 What it may import: every stage below it (core, data, models, methods) and the top-level helpers; never
 figures or the CLI. Nothing below imports it.
