@@ -82,10 +82,12 @@ def torch_save(path: "str | Path", obj: Any) -> Path:
     return Path(path)
 
 
-def save_safetensors(path: "str | Path", tensors: dict[str, torch.Tensor]) -> Path:
-    """A state dict as safetensors (the same tensors always give the same bytes, unlike torch.save)."""
+def save_safetensors(path: "str | Path", tensors: dict[str, torch.Tensor],
+                     metadata: "dict[str, str] | None" = None) -> Path:
+    """A state dict as safetensors (the same tensors always give the same bytes, unlike torch.save);
+    ``metadata`` (strings) goes into the file's header."""
     from safetensors.torch import save_file
 
     with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
     return Path(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import platform
@@ -46,9 +47,12 @@ def versions() -> dict[str, str]:
 
 
 def make_record(**fields: Any) -> dict[str, Any]:
-    """A run record: the given fields plus versions, git SHA, host and creation time."""
-    return {"schema": 1, **fields, "versions": versions(), "git_sha": git_sha(), "host": platform.node(),
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    """A run record: the given fields plus versions, git SHA, host, creation time and ``id`` (16 hex digits
+    of the sha256 of all of them; a saved adapter names its run by it)."""
+    record = {"schema": 1, **fields, "versions": versions(), "git_sha": git_sha(), "host": platform.node(),
+              "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    record["id"] = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return record
 
 
 def record_path(config: dict[str, Any]) -> Path:
