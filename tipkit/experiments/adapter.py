@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from tipkit.core.cache import l2_normalize
+from tipkit.core.cache import OneHot, as_one_hot, l2_normalize
 from tipkit.core.fusion import clip_logits, tip_logits
 from tipkit.data.imagefiles import open_image
 from tipkit.errors import TipkitError
@@ -125,7 +125,10 @@ class Adapter:
         W = method.W.detach().float().cpu()  # type: ignore[attr-defined]
         tip = method.name in CACHE_METHODS
         keys = method.keys.detach().float().cpu() if tip else None  # type: ignore[attr-defined]
-        values = method.values.detach().float().cpu() if tip else None  # type: ignore[attr-defined]
+        values = method.values if tip else None  # type: ignore[attr-defined]
+        if isinstance(values, OneHot):  # the methods keep one-hot values as labels; the file holds [K, C]
+            values = values.dense()
+        values = values.detach().float().cpu() if values is not None else None
         alpha, beta = (float(method.alpha), float(method.beta)) if tip else (0.0, None)  # type: ignore[attr-defined]
         backbone = {"name": bb.name, "pretrained": bb.pretrained, "weights": bb.weights_id, "precision": bb.precision}
         meta = {"preprocess": repr(bb.preprocess), "image_size": bb.image_size, "tipkit": __version__,
@@ -195,7 +198,8 @@ class Adapter:
             raise TipkitError(f"features must be [N, {self.class_embeddings.shape[1]}], got {tuple(f.shape)}")
         if self.keys is None:
             return clip_logits(f, self.class_embeddings)
-        return tip_logits(f, self.class_embeddings, self.keys, self.values, self.alpha, self.beta)  # type: ignore[arg-type]
+        values = as_one_hot(self.values) or self.values  # one-hot: per-class sums, as the run computed them
+        return tip_logits(f, self.class_embeddings, self.keys, values, self.alpha, self.beta)  # type: ignore[arg-type]
 
     def load_backbone(self, pretrained: "str | None" = None, device: "str | torch.device" = "cpu") -> Backbone:
         """The backbone the adapter names (``pretrained`` overrides where its weights are); refuses weights
