@@ -240,7 +240,7 @@ def folder_dataset(spec: str, root: "str | Path | None" = None, download: bool =
     ds = finish(f"{PREFIX}{path}", path, read_classnames(path, folders), read_templates(path), raw,
                 skip_corrupt=skip_corrupt)
     how = {"layout": layout, "fractions": applied, "seed": int(rule["seed"])}
-    for k, s in ds.splits.items():
+    for s in ds.splits.values():
         stamps = hashlib.sha256("\n".join(tree.stamps.get(i, "?") for i in s.ids).encode()).hexdigest()
         s.salt = json.dumps({**how, "files": stamps}, sort_keys=True)
     if tree.ignored:
