@@ -64,7 +64,9 @@ def shard_problem(obj: object, dim: "int | None" = None, size: "int | None" = No
         return "wrong layout: indices must be int64 [n] and features float32 [n, D]"
     if len(idx) != len(feats) or len(idx) == 0:
         return f"rows do not match their indices: {len(feats)} rows for {len(idx)} indices"
-    if len(torch.unique(idx)) != len(idx) or int(idx.min()) < 0 or (size is not None and int(idx.max()) >= size):
+    ascending = bool((idx[1:] > idx[:-1]).all())  # writers write sorted indices: unique without a sort
+    if (not ascending and len(torch.unique(idx)) != len(idx)) or int(idx.min()) < 0 \
+            or (size is not None and int(idx.max()) >= size):
         return f"rows do not match their indices: indices repeat or fall outside 0..{size}"
     if dim is not None and feats.shape[1] != dim:
         return f"wrong width: {feats.shape[1]} features per row, the model gives {dim}"
@@ -172,6 +174,8 @@ def merge(indices: list[torch.Tensor], features: list[torch.Tensor], dim: "int |
         return torch.empty(0, dtype=torch.int64), torch.empty(0, dim or 0)
     if len(indices) == 1 and bool((indices[0][1:] > indices[0][:-1]).all()):
         return indices[0], features[0]
-    idx = torch.cat(indices).numpy()
-    uniq, first = np.unique(idx, return_index=True)  # first occurrence = the earliest shard's row
-    return torch.from_numpy(uniq), torch.cat(features)[torch.from_numpy(first)]
+    uniq = np.unique(torch.cat(indices).numpy())
+    out = torch.empty(len(uniq), features[0].shape[1])
+    for idx, feats in zip(reversed(indices), reversed(features)):  # the first shard writes last: it wins
+        out[torch.from_numpy(np.searchsorted(uniq, idx.numpy()))] = feats
+    return torch.from_numpy(uniq), out
