@@ -27,10 +27,10 @@ runs: $(STAMP)
 report: runs
 	$(PY) -m tipkit report
 
-# Pages read book/_data/*.csv: when the report changed them, drop Sphinx's and jupyter-cache's state so
-# every page is re-read and re-executed; otherwise the cached build is reused.
+# Pages read book/_data/*.csv and benchmarks/results/*.csv: when the report or a benchmark changed them, drop
+# Sphinx's and jupyter-cache's state so every page is re-read and re-executed; otherwise the cached build is reused.
 book: report
-	@if [ ! -f _build/.book-stamp ] || [ -n "$$(find book/_data -newer _build/.book-stamp | head -1)" ]; then \
+	@if [ ! -f _build/.book-stamp ] || [ -n "$$(find book/_data benchmarks/results -newer _build/.book-stamp | head -1)" ]; then \
 		rm -rf _build/.jupyter_cache _build/.doctrees; fi
 	$(VENV)/bin/jupyter-book build . -n -W --keep-going
 	@touch _build/.book-stamp

@@ -112,3 +112,20 @@ def test_clip_encoder_from_a_config():
     assert images.shape[0] == 6 and images.dim() == 4
     feats = encode(images)
     assert feats.shape[0] == 6 and not feats.requires_grad
+
+
+def test_efficiency_table_shows_memory_only_where_it_is_measurable():
+    import pandas as pd
+
+    from tipkit.figures import ablation_plots
+
+    rows = [{"method": m, "device": "cpu", "train_s": 1.0, "inference_ms_per_image": 2.0, "predict_ms_per_image": 0.5,
+             "acc": 80.0, "train_peak_rss_increase_mib": train, "infer_peak_rss_increase_mib": infer}
+            for m, train, infer in (("tip_adapter", 250.0, 0.004), ("gda", 0.01, 6.0))]
+    t = ablation_plots.efficiency_table(pd.DataFrame(rows)).set_index("method")
+    train, infer = "peak memory, training (RSS rise, MiB)", "peak memory, inference (RSS rise, MiB)"
+    assert t.loc["tip_adapter", train] == 250.0 and math.isnan(t.loc["tip_adapter", infer])
+    assert math.isnan(t.loc["gda", train]) and t.loc["gda", infer] == 6.0
+    cuda = pd.DataFrame(rows).rename(columns=lambda c: c.replace("rss_increase", "cuda_allocated"))
+    t = ablation_plots.efficiency_table(cuda).set_index("method")  # absolute CUDA memory: always shown
+    assert t.loc["tip_adapter", "peak memory, inference (CUDA allocated, MiB)"] == 0.004

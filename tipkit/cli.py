@@ -1,4 +1,5 @@
-"""``python -m tipkit``: run, predict, sweep (papermill grids), report, data check, cache, standin."""
+"""``python -m tipkit``: run, predict, sweep (papermill grids), report, data check, cache, standin, bench (scale
+benchmark)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     opts = {"kind": args.executor, "jobs": args.jobs, "partition": args.partition, "gpus": args.gpus,
             "time_min": args.time_min, "cpus": args.cpus, "mem_gb": args.mem_gb}
     sweep = load_sweep(args.config, opts, set_params=dict(_parse_set(v) for v in args.set or []))
+    if args.plan:
+        from tipkit.experiments.plan import sweep_plan
+
+        print(sweep_plan(sweep, force=args.force))
+        return 0
     failed = run_sweep(sweep, force=args.force, dry_run=args.dry_run)
     if failed:
         print(f"{len(failed)} of {len(sweep.cells)} cells failed:", file=sys.stderr)
@@ -124,6 +130,19 @@ def cmd_standin(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from tipkit.experiments.scale import run_bench
+
+    path = run_bench(args.shapes, args.methods, args.protocols, device=args.device, precision=args.precision,
+                     timeout=args.timeout, quick=args.quick, folder=args.out, budget=args.budget)
+    from tipkit.experiments.scale import read_results
+
+    df = read_results(path)
+    print(df.groupby("status").size().to_string())
+    print(f"results: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from tipkit import paths
 
@@ -161,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a fixed parameter of every cell")
     p.add_argument("--force", action="store_true", help="re-run cells that are done")
     p.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
+    p.add_argument("--plan", action="store_true",
+                   help="print the cells, the images to encode, the feature store's size and the estimated time")
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("report", help="aggregate run records into the book's CSV tables")
     p.add_argument("--records", default=None, help="records folder (default: <results>/records)")
@@ -183,6 +204,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--out", default=str(paths.STANDIN_CHECKPOINT))
     p.set_defaults(func=cmd_standin)
+    p = sub.add_parser("bench", help="the scale benchmark: every method at the paper's shapes, on synthetic features")
+    p.add_argument("--quick", action="store_true", help="small shapes only, no encoder rows (seconds; for tests)")
+    p.add_argument("--shapes", nargs="+", help="shape names (default: every paper dataset's; --quick: tiny small)")
+    p.add_argument("--methods", nargs="+", help="registry methods and 'encode' (default: all but CoOp, + encode)")
+    p.add_argument("--protocols", nargs="+", default=["clean", "paper"], help="(default: clean paper)")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--precision", default="fp32", help="fp32, or fp16/bf16 autocast on CUDA (default: fp32)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds per method and shape (default: 600)")
+    p.add_argument("--budget", type=float, help="seconds for the whole run: no task starts after it (default: none)")
+    p.add_argument("--out", help="results folder (default: benchmarks/results)")
+    p.set_defaults(func=cmd_bench)
     return ap
 
 

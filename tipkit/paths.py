@@ -24,6 +24,7 @@ NOTEBOOKS = REPO / "notebooks"
 CONFIGS = REPO / "configs"  # sweeps as data; configs/paper/<dataset>.yaml: the official per-dataset settings
 BOOK = REPO / "book"
 BOOK_DATA = BOOK / "_data"  # small aggregated tables the book reads (committed when no GPU is at hand)
+BENCH_RESULTS = REPO / "benchmarks" / "results"  # the scale benchmark's CSVs, one per machine kind (committed)
 
 
 def cache_dir() -> Path:

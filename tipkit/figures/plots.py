@@ -13,6 +13,14 @@ from tipkit.labels import METHOD_LABELS, PROTOCOL_LABELS
 METHOD_ORDER = list(METHOD_LABELS.values())
 
 
+def book_table(df: pd.DataFrame, digits: "dict[str, int] | int" = 1) -> Any:
+    """A table as the book shows it: no index column, floats to ``digits`` places (one number, or per column;
+    default 1) with thousands separators, ``—`` for missing values."""
+    places = (lambda c: digits.get(c, 1)) if isinstance(digits, dict) else (lambda c: digits)
+    fmt = {c: f"{{:,.{places(c)}f}}" for c in df.columns if pd.api.types.is_float_dtype(df[c])}
+    return df.style.hide(axis="index").format(fmt, na_rep="—")
+
+
 def present(methods: "pd.Series | list[str]") -> list[str]:
     """The methods that occur, in the book's order (known ones first, then the rest sorted)."""
     seen = set(methods)
@@ -67,25 +75,37 @@ def load_reported(path: "str | Path | None" = None) -> pd.DataFrame:
 
 
 def paper_comparison(summary: pd.DataFrame, reported: pd.DataFrame, shots: int = 16, backbone: str = "RN50",
-                     source_prefix: str = "official repository exp.log") -> pd.DataFrame:
-    """The paper's numbers beside ours under each protocol: rows (dataset, method), "not run here" where no
-    record exists for that dataset × backbone × shots × method × protocol."""
+                     source_prefix: str = "official repository exp.log",
+                     fill: "pd.DataFrame | None" = None) -> pd.DataFrame:
+    """Datasets × methods: the paper's number, ours beside it where a record exists (``paper · ours (protocol)``,
+    the ``paper`` protocol first), and where none exists ``paper · —`` with the planned time of the run that
+    fills it. ``fill`` (from :func:`tipkit.fill_plan`: ``dataset, command, planned, machine``) adds that time to
+    each missing cell and a last column with the command and the machine the time was measured on (then
+    ``python -m tipkit report``); without it a missing cell says *not run here*."""
     rep = reported[(reported.shots == shots) & (reported.backbone == backbone)
                    & reported.source.str.startswith(source_prefix)]
     ours = summary.assign(method_key=summary["method"].map({v: k for k, v in METHOD_LABELS.items()}))
-    rows = []
+    plan = {} if fill is None else {r["dataset"]: r for r in fill.to_dict("records")}
+    cells: dict[str, dict[str, str]] = {}
+    todo: dict[str, str] = {}
     for _, r in rep.iterrows():
-        row = {"dataset": r.dataset, "method": METHOD_LABELS.get(r.method, r.method), "paper": f"{r.top1:.2f}"}
+        got = []
         for protocol in ("paper", "clean"):
             hit = ours[(ours.dataset == r.tipkit_dataset) & (ours.backbone == backbone) & (ours.shots == shots)
                        & (ours.method_key == r.method) & (ours.protocol == protocol)]
-            row[f"ours, {protocol} protocol"] = (f"{hit['mean'].iloc[0]:.2f} ± {hit['std'].iloc[0]:.2f}"
-                                                 if len(hit) else "not run here")
-        rows.append(row)
-    df = pd.DataFrame(rows)
-    order = {m: i for i, m in enumerate(present(df["method"]))}
-    return df.sort_values(["dataset", "method"], key=lambda c: c.map(order) if c.name == "method" else c) \
-        .set_index(["dataset", "method"])
+            if len(hit):
+                got.append(f"{hit['mean'].iloc[0]:.2f} ({protocol})")
+        p = plan.get(r.tipkit_dataset)
+        missing = f"— ({p['planned']})" if p else "not run here"
+        cells.setdefault(r.dataset, {})[METHOD_LABELS.get(r.method, r.method)] = \
+            f"{r.top1:.2f} · {', '.join(got) if got else missing}"
+        if not got and p:
+            todo[r.dataset] = f"{p['command']}  [{p['planned']} on {p['machine']}]"
+    df = pd.DataFrame.from_dict(cells, orient="index")
+    df = df[present(list(df.columns))].sort_index()
+    if todo:
+        df["to fill the missing cells"] = [todo.get(d, "—") for d in df.index]
+    return df.rename_axis("dataset").reset_index()
 
 
 def few_shot_curves(runs: pd.DataFrame) -> Any:
