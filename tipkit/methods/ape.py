@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from tipkit.core.cache import OneHot, l2_normalize
 from tipkit.core.fusion import apply_values
-from tipkit.core.grid import exp_schedule, grid_correct, row_chunks
+from tipkit.core.grid import exp_schedule, grid_argmax, row_chunks
 from tipkit.core.search import grid_search
 from tipkit.errors import TipkitError
 from tipkit.methods.base import (
@@ -105,8 +105,9 @@ class APE(Method):
             for i, e in enumerate(tqdm(exp_schedule(distance, betas), total=len(betas), desc="APE search",
                                        unit="beta", leave=False)):
                 caches = self.values.matmul_scales(e, scales)  # [nγ, n, C]: e (V ⊙ exp(γ·div)) for every γ
-                for j in range(len(gammas)):
-                    correct[i, :, j] += grid_correct(zs, [caches[j]], [a], y).cpu()
+                g, n = caches.shape[:2]  # every γ at once: its queries are rows of one α-axis problem
+                pred = grid_argmax(zs.repeat(g, 1), [caches.reshape(g * n, -1)], [a]).view(g, n, -1)
+                correct[i] += (pred == y.view(1, -1, 1)).sum(1).T.cpu()  # [nα, nγ]
             del distance
         ib, ia, ig = torch.unravel_index(torch.argmax(correct.flatten()), correct.shape)  # β-α-γ order, first max
         self.beta, self.alpha, self.gamma = betas[int(ib)], alphas[int(ia)], gammas[int(ig)]
