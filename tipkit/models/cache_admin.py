@@ -27,7 +27,7 @@ import torch
 from tipkit import paths
 from tipkit.errors import TipkitError
 from tipkit.models.features import META, STORE_FORMAT, hash_parts, key_parts
-from tipkit.models.store import CORRUPT, SHARD_GLOB, FeatureStore
+from tipkit.models.store import CORRUPT, FeatureStore
 from tipkit.version import __version__
 
 log = logging.getLogger(__name__)
