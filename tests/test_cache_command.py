@@ -3,20 +3,9 @@
 import os
 import time
 
-import pytest
 import torch
 
-from tipkit import cli, data, models, paths
-
-
-@pytest.fixture(scope="module")
-def bb():
-    return models.load_backbone(pretrained="none", init_seed=0)
-
-
-@pytest.fixture(scope="module")
-def ds():
-    return data.get_dataset("synthetic")
+from tipkit import cli, models, paths
 
 
 def run(capsys, *argv):

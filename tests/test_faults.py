@@ -23,16 +23,6 @@ SMOKE = dict(dataset="synthetic", pretrained="none", epochs=1, augment_views=1)
 
 
 @pytest.fixture(scope="module")
-def bb():
-    return models.load_backbone(pretrained="none", init_seed=0)
-
-
-@pytest.fixture(scope="module")
-def ds():
-    return data.get_dataset("synthetic")
-
-
-@pytest.fixture(scope="module")
 def records(tmp_path_factory):
     """Two real run records (1 and 2 shots), made in a cache of their own."""
     import tipkit

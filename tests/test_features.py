@@ -6,16 +6,6 @@ from tipkit import data, models, paths
 from tipkit.errors import TipkitError
 
 
-@pytest.fixture(scope="module")
-def bb():
-    return models.load_backbone(pretrained="none", init_seed=0)
-
-
-@pytest.fixture(scope="module")
-def ds():
-    return data.get_dataset("synthetic")
-
-
 def cached_files():
     """The feature stores (one folder of shards each)."""
     d = paths.feature_cache_dir()
