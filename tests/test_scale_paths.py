@@ -171,3 +171,16 @@ def test_linear_probe_at_a_thousand_classes_is_not_chance():
     assert m.coef.abs().max() > 0
     acc = float((m.predict(val).argmax(-1) == val_y).double().mean() * 100)
     assert acc > 50.0, acc
+
+
+def test_lean_cache_weights_are_bitwise_the_formula():
+    from tipkit.core.fusion import cache_weights
+
+    a = torch.rand(30, 40, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    for beta in (0.1, 1.7, 6.9):
+        expected = torch.exp(-beta * (1.0 - a))
+        assert torch.equal(cache_weights(a, beta), expected)
+        assert torch.equal(cache_weights(a.clone(), beta, inplace=True), expected)
+    a.requires_grad_(True)  # under autograd: the out-of-place formula, differentiable
+    cache_weights(a, 2.0).sum().backward()
+    assert a.grad is not None and torch.all(a.grad > 0)

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from tipkit.core.cache import OneHot, l2_normalize
-from tipkit.core.fusion import apply_values
+from tipkit.core.fusion import apply_values, cache_weights
 from tipkit.core.grid import exp_schedule, grid_argmax, row_chunks
 from tipkit.core.search import grid_search
 from tipkit.errors import TipkitError
@@ -122,7 +122,7 @@ class APE(Method):
         if self.alpha == 0:
             return zs
         aff = l2_normalize(features[:, self.idx]) @ self.keys_sel.T
-        return zs + apply_values(torch.exp(-self.beta * (1.0 - aff)), self.soft_values) * self.alpha
+        return zs + apply_values(cache_weights(aff, self.beta, inplace=True), self.soft_values) * self.alpha
 
     def _query_bytes(self) -> int:
         return 4 * (2 * len(self.keys_sel) + 4 * self._classes)

@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from tipkit.core.cache import OneHot
-from tipkit.core.fusion import apply_values
+from tipkit.core.fusion import apply_values, cache_weights
 from tipkit.core.grid import exp_schedule, grid_correct, row_chunks
 from tipkit.methods.base import (
     FewShotData,
@@ -107,8 +107,8 @@ class TipX(Method):
     def _predict(self, features: torch.Tensor) -> torch.Tensor:
         logits = zero_shot_logits(features, self.W)
         if self.alpha != 0:
-            logits = logits + self.alpha * apply_values(torch.exp(-self.beta * (1.0 - features @ self.keys.T)),
-                                                        self.values)
+            weights = cache_weights(features @ self.keys.T, self.beta, inplace=True)  # exp(−β(1 − f Kᵀ))
+            logits = logits + self.alpha * apply_values(weights, self.values)
         if self.gamma != 0:
             logits = logits + self.gamma * self._kl_logits(features)
         return logits
