@@ -34,6 +34,22 @@ def problem():
     return {"views": views, "labels_k": labels_k, "queries": q, "labels_q": labels_q, "W": W, "C": c}
 
 
+@pytest.fixture(scope="module")
+def bb():
+    """A randomly initialised stand-in backbone (no weights file; for feature-store tests)."""
+    from tipkit import models
+
+    return models.load_backbone(pretrained="none", init_seed=0)
+
+
+@pytest.fixture(scope="module")
+def ds():
+    """The tiny generated dataset."""
+    from tipkit import data
+
+    return data.get_dataset("synthetic")
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -6,19 +6,10 @@ from tipkit import data, models, paths
 from tipkit.errors import TipkitError
 
 
-@pytest.fixture(scope="module")
-def bb():
-    return models.load_backbone(pretrained="none", init_seed=0)
-
-
-@pytest.fixture(scope="module")
-def ds():
-    return data.get_dataset("synthetic")
-
-
 def cached_files():
+    """The feature stores (one folder of shards each)."""
     d = paths.feature_cache_dir()
-    return sorted(p.name for p in d.glob("*.pt")) if d.exists() else []
+    return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.exists() else []
 
 
 def test_class_embeddings_are_normalised_template_means(bb):
@@ -48,7 +39,7 @@ def test_feature_cache_hits_extends_and_invalidates(bb, ds):
     models.image_features(bb, ds.name, test, indices=[0, 1, 2], view=1)
     models.image_features(bb, ds.name, test, indices=[0, 1, 2], view=1, aug_seed=5)
     assert len(cached_files()) == 5  # each changed input (split, view, augmentation seed) made a new store
-    assert not list(paths.feature_cache_dir().glob("*.tmp"))
+    assert not list(paths.feature_cache_dir().rglob("*.tmp"))
 
 
 def test_relabelled_split_never_reuses_a_stale_store(bb, ds):

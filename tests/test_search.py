@@ -33,14 +33,19 @@ def test_paper_grid_formula():
         paper_grid((7, 3), (0, 20))
 
 
-@pytest.mark.parametrize("budget", [2**26, 1])  # also the path scoring one alpha at a time
-def test_grid_search_equals_double_loop(problem, monkeypatch, budget):
-    monkeypatch.setattr(search, "_alpha_chunk", lambda n, c: max(1, budget // (n * c)))
+@pytest.mark.parametrize("budget", [search.MEMORY_BUDGET, 200_000])  # also several query chunks
+@pytest.mark.parametrize("layout", ["grouped", "shuffled", "dense"])
+def test_grid_search_equals_double_loop(problem, budget, layout):
     keys, values = build_cache(problem["views"], problem["labels_k"], problem["C"])
+    if layout == "shuffled":  # keys not grouped by class: the per-class sum is an index-add
+        perm = torch.randperm(len(keys), generator=torch.Generator().manual_seed(0))
+        keys, values = keys[perm], values[perm]
+    elif layout == "dense":  # values that are not one-hot (e.g. fine-tuned): the dense product
+        values = values * 0.9 + 0.1 / values.shape[1]
     q, y, W = problem["queries"], problem["labels_q"], problem["W"]
     W = W * 0.05 + torch.randn_like(W) * 0.01  # weak zero-shot so alpha and beta matter
     betas, alphas = paper_grid((10, 10), (25, 7))
-    r = grid_search(q, y, W, keys, values, betas, alphas)
+    r = grid_search(q, y, W, keys, values, betas, alphas, memory_budget=budget)
     (acc, b, a), grid = official_loop(q, y, W, keys, values, betas, alphas)
     assert torch.allclose(r.grid, grid)
     assert (r.best_acc, r.best_beta, r.best_alpha) == (pytest.approx(acc), pytest.approx(b), pytest.approx(a))

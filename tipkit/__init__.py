@@ -14,7 +14,7 @@ does and what it may import; ``lint-imports`` checks the directions declared in 
 This module is the **public face**: notebooks, book pages and users write ``tipkit.tip_logits(...)``,
 ``tipkit.run(cfg)`` ... and internal moves never break them. The names below are a contract. Families of
 functions are reached through their module: ``tipkit.ablations``, ``tipkit.efficiency``, ``tipkit.scale_data``,
-``tipkit.plots``, ``tipkit.ablation_plots``, ``tipkit.scale_plots`` and ``tipkit.teach``.
+``tipkit.plots``, ``tipkit.ablation_plots``, ``tipkit.scale_plots``, ``tipkit.teach`` and ``tipkit.own_images``.
 """
 
 from __future__ import annotations
@@ -36,20 +36,22 @@ from tipkit.core import (
                          tip_logits,
 )
 from tipkit.data import Dataset, Split, get_dataset, list_datasets, sample_few_shot
+from tipkit.data.digits import write_digits_folder
 from tipkit.errors import TipkitError
 from tipkit.experiments import ablations, efficiency, scale_data
+from tipkit.experiments.adapter import Adapter, Prediction
 from tipkit.experiments.pipeline import evaluate, fit, method_overrides, run, validate
 from tipkit.experiments.plan import fill_plan, paper_plan, sweep_plan
 from tipkit.experiments.report import Stopwatch, aggregate, load_records, record_table, write_record, write_study
 from tipkit.experiments.scale import run_bench
-from tipkit.figures import ablation_plots, plots, scale_plots, teach
+from tipkit.figures import ablation_plots, own_images, plots, scale_plots, teach
 from tipkit.methods import HPARAMS, PAPERS, FewShotData, Method, get_method, list_methods
 from tipkit.models import Backbone, class_embeddings, image_features, list_backbones, load_backbone, view_features
 from tipkit.version import __version__
 
 __all__ = [
     # stage 0: data
-    "Dataset", "Split", "get_dataset", "list_datasets", "sample_few_shot",
+    "Dataset", "Split", "get_dataset", "list_datasets", "sample_few_shot", "write_digits_folder",
     # stage 1: models and features
     "Backbone", "class_embeddings", "image_features", "list_backbones", "load_backbone", "view_features",
     # stages 2-5: the paper's math
@@ -58,12 +60,12 @@ __all__ = [
     # methods
     "HPARAMS", "PAPERS", "FewShotData", "Method", "get_method", "list_methods",
     # experiments
-    "RunConfig", "Stopwatch", "aggregate", "evaluate", "fit", "load_records", "load_yaml", "make_config",
-    "fill_plan", "method_overrides", "paper_plan", "record_table", "run", "run_bench", "sweep_plan", "validate",
-    "write_record", "write_study",
+    "Adapter", "Prediction", "RunConfig", "Stopwatch", "aggregate", "evaluate", "fit", "load_records", "load_yaml",
+    "make_config", "fill_plan", "method_overrides", "paper_plan", "record_table", "run", "run_bench", "sweep_plan",
+    "validate", "write_record", "write_study",
     "ablations", "efficiency", "scale_data",
     # figures
-    "ablation_plots", "plots", "scale_plots", "teach",
+    "ablation_plots", "own_images", "plots", "scale_plots", "teach",
     # helpers
     "TipkitError", "__version__",
 ]

@@ -1,4 +1,5 @@
-"""``python -m tipkit``: run, sweep (papermill grids), report, data check, standin, bench (scale benchmark)."""
+"""``python -m tipkit``: run, predict, sweep (papermill grids), report, data check, cache, standin, bench (scale
+benchmark)."""
 
 from __future__ import annotations
 
@@ -45,13 +46,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     validate(cfg)
-    record = run(cfg)
+    record = run(cfg, save_adapter=args.save_adapter, adapter_method=args.adapter_method)
     path = write_record(record)
     print(f"{'method':<16}{'val top-1':>10}{'test top-1':>11}")
     for m, acc in record["metrics"]["test"].items():
         print(f"{METHOD_LABELS[m]:<16}{record['metrics']['val'][m]:>10.2f}{acc:>11.2f}")
     print(f"record: {path}")
+    if "adapter" in record:
+        print(f"adapter: {record['adapter']['path']} ({METHOD_LABELS[record['adapter']['method']]})")
     return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from tipkit.experiments.predict import main_predict
+
+    return main_predict(args.adapter, args.images, top_k=args.top_k, fmt=args.format, pretrained=args.pretrained,
+                        device=args.device, batch_size=args.batch_size, skip_corrupt=args.skip_corrupt)
 
 
 def _parse_set(text: str) -> tuple[str, object]:
@@ -79,7 +89,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if failed:
         print(f"{len(failed)} of {len(sweep.cells)} cells failed:", file=sys.stderr)
         for c in failed:
-            print(f"  {c.name}: {c.executed}", file=sys.stderr)
+            print(f"  {c.name}: {c.error}\n    executed notebook: {c.executed}", file=sys.stderr)
         return 1
     return 0
 
@@ -90,6 +100,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     for p in aggregate(args.records, args.out):
         print(p)
     return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from tipkit.models.cache_admin import command
+
+    lines, rc = command(args.action, older_than=args.older_than, data_root=args.data_root, apply=args.apply)
+    print("\n".join(lines))
+    return rc
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -133,7 +151,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="one run: zero-shot, Tip-Adapter, Tip-Adapter-F; writes a JSON record")
     _add_run_flags(p)
+    p.add_argument("--save-adapter", metavar="FILE", help="also write the fitted adapter to FILE (one portable file)")
+    p.add_argument("--adapter-method", help="method to save (default: tip_adapter_f, else tip_adapter, else zero_shot)")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("predict", help="classify images with a saved adapter (tipkit run --save-adapter FILE)")
+    p.add_argument("--adapter", required=True, metavar="FILE", help="an adapter file written by --save-adapter")
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER",
+                   help="image files or folders (a folder of <class>/<image> also gets an accuracy line)")
+    p.add_argument("--top-k", type=int, default=3, help="classes shown per image (default: 3)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", dest="format", action="store_const", const="json", help="print JSON")
+    fmt.add_argument("--csv", dest="format", action="store_const", const="csv", help="print CSV")
+    p.set_defaults(format="table")
+    p.add_argument("--pretrained", help="where the adapter's backbone weights are (default: as saved; sha256-checked)")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--batch-size", type=int, help="images per batch (default: the run's)")
+    p.add_argument("--skip-corrupt", action="store_true", help="leave unreadable images out instead of stopping")
+    p.set_defaults(func=cmd_predict)
     p = sub.add_parser("sweep", help="run a grid of notebook executions described in a YAML file")
     p.add_argument("config", help="sweep YAML (see configs/demo.yaml)")
     p.add_argument("--executor", choices=["local", "slurm", "submitit-local"], help="(default: the file's, else local)")
@@ -153,9 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--records", default=None, help="records folder (default: <results>/records)")
     p.add_argument("--out", default=str(paths.BOOK_DATA))
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser("cache", help="the feature cache: info, verify (exit 1 if damaged), compact, prune")
+    p.add_argument("action", choices=["info", "verify", "compact", "prune"])
+    p.add_argument("--older-than", metavar="DATE", help="prune: also stores last written before DATE (2025-01-31)")
+    p.add_argument("--data-root", help="prune: the folder holding the datasets, to check their images")
+    p.add_argument("--apply", action="store_true", help="prune: remove (default: only list what would go)")
+    p.set_defaults(func=cmd_cache)
     p = sub.add_parser("data", help="check a dataset on disk against the expected split sizes")
     d = p.add_subparsers(dest="action", required=True).add_parser("check", help="count images, find bad files")
-    d.add_argument("--dataset", required=True)
+    d.add_argument("--dataset", required=True, help="a paper dataset, or folder:PATH (your own image folder)")
     d.add_argument("--root", dest="data_root", help="the folder holding the datasets (CoOp's layout)")
     d.add_argument("--no-images", action="store_true", help="count files only; do not open every image")
     d.set_defaults(func=cmd_data)
@@ -184,12 +224,21 @@ def setup_logging(verbose: bool = False) -> None:
     logging.getLogger("tipkit").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
+def _close_bars() -> None:
+    """Close the progress bars an error left open, so that the error starts a line of its own."""
+    from tqdm.auto import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+
+
 def main(argv: "list[str] | None" = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     try:
         return args.func(args)
     except TipkitError as e:
+        _close_bars()
         print(f"tipkit: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

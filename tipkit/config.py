@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,18 @@ class RunConfig:
 
     def run_name(self) -> str:
         weights = Path(self.pretrained).stem if ("/" in self.pretrained or "." in self.pretrained) else self.pretrained
-        return f"{self.dataset}__{self.backbone}__{weights}__{self.protocol}__{self.shots}shot__seed{self.seed}"
+        return f"{dataset_slug(self.dataset)}__{self.backbone}__{weights}__{self.protocol}__{self.shots}shot__seed{self.seed}"
+
+
+def dataset_slug(dataset: str) -> str:
+    """A dataset name as a file-name part: registry names as they are, ``folder:PATH[?rule]`` as
+    ``folder-<last folder name>-<8 hex of the whole name>`` (no ``/``, ``:`` or ``?`` in file names)."""
+    if all(ch.isalnum() or ch in "-_." for ch in dataset):
+        return dataset
+    kind, _, rest = dataset.partition(":")
+    parts = [p for p in rest.split("?")[0].replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    tail = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in (parts[-1] if parts else "root"))
+    return f"{kind}-{tail}-{hashlib.sha256(dataset.encode()).hexdigest()[:8]}"
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}

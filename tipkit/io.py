@@ -1,7 +1,13 @@
-"""Atomic file writes: a temp file in the target folder, then ``os.replace``."""
+"""Atomic file writes: a temp file in the target folder, then ``os.replace``.
+
+A full disk (``ENOSPC``) or an exhausted quota (``EDQUOT``) while writing is one :class:`TipkitError`
+naming the file; the temp file is removed and whatever ``path`` held before is untouched.
+"""
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import tempfile
@@ -11,13 +17,28 @@ from typing import Any, Iterator
 
 import torch
 
+from tipkit.errors import TipkitError
+
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _full_disk(path: Path, e: BaseException) -> "TipkitError | None":
+    if isinstance(e, OSError) and e.errno in FULL_DISK:
+        return TipkitError(f"no space left to write {path} ({os.strerror(e.errno)}); nothing was written and "
+                           "the file it would replace is unchanged: free space (python -m tipkit cache prune) "
+                           "or set TIPKIT_CACHE / TIPKIT_RESULTS to a disk with room")
+    return None
+
 
 @contextmanager
 def atomic_path(path: "str | Path") -> Iterator[Path]:
     """Yield a temp path beside ``path``; on success rename it over ``path``, on error delete it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise (_full_disk(path, e) or e) from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -25,8 +46,11 @@ def atomic_path(path: "str | Path") -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions open() would
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        full = _full_disk(path, e)
+        if full:
+            raise full from None
         raise
 
 
@@ -48,15 +72,22 @@ def write_text(path: "str | Path", text: str, only_if_changed: bool = False) -> 
 
 
 def torch_save(path: "str | Path", obj: Any) -> Path:
+    """``torch.save`` atomically. Serialised in memory and written through Python, so that a full disk is
+    an ``OSError`` (ENOSPC) rather than torch's opaque ``PytorchStreamWriter failed`` RuntimeError."""
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+        with open(tmp, "wb") as fh:
+            fh.write(buf.getbuffer())
     return Path(path)
 
 
-def save_safetensors(path: "str | Path", tensors: dict[str, torch.Tensor]) -> Path:
-    """A state dict as safetensors (the same tensors always give the same bytes, unlike torch.save)."""
+def save_safetensors(path: "str | Path", tensors: dict[str, torch.Tensor],
+                     metadata: "dict[str, str] | None" = None) -> Path:
+    """A state dict as safetensors (the same tensors always give the same bytes, unlike torch.save);
+    ``metadata`` (strings) goes into the file's header."""
     from safetensors.torch import save_file
 
     with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
     return Path(path)

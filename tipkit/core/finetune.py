@@ -20,9 +20,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from tipkit.core.cache import l2_normalize
-from tipkit.core.fusion import affinity_to_cache, clip_logits
+from tipkit.core.cache import as_one_hot, l2_normalize
+from tipkit.core.fusion import Values, affinity_to_cache, clip_logits
+from tipkit.core.grid import row_chunks
 from tipkit.core.metrics import accuracy
+from tipkit.core.search import MEMORY_BUDGET
 from tipkit.errors import TipkitError, choose
 
 log = logging.getLogger(__name__)
@@ -41,9 +43,19 @@ TRAINABLE = ("keys", "values", "both")  # which part of the cache finetune() tra
 
 
 def fused_logits(features: torch.Tensor, class_embeddings: torch.Tensor, adapter: torch.nn.Linear,
-                 values: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
+                 values: Values, alpha: float, beta: float) -> torch.Tensor:
     """Tip-Adapter-F logits with learnable keys ``adapter.weight [K, D]``: ``[N, D] -> [N, C]``."""
     return clip_logits(features, class_embeddings) + alpha * affinity_to_cache(adapter(features), values, beta)
+
+
+def chunked_logits(features: torch.Tensor, class_embeddings: torch.Tensor, adapter: torch.nn.Linear, values: Values,
+                   alpha: float, beta: float, memory_budget: int = MEMORY_BUDGET) -> torch.Tensor:
+    """:func:`fused_logits` of ``features [N, D]`` streamed in chunks of queries: ``[N, C]``, working set
+    (the ``[n, K]`` affinities and weights) under ``memory_budget`` bytes whatever N is."""
+    k = adapter.weight.shape[0]
+    chunks = row_chunks(features.shape[0], 4 * (2 * k + 4 * class_embeddings.shape[0]), memory_budget)
+    return torch.cat([fused_logits(features[s:s + chunks.step], class_embeddings, adapter, values, alpha, beta)
+                      for s in chunks])
 
 
 def finetune(view_features: torch.Tensor, labels: torch.Tensor, val_features: torch.Tensor,
@@ -75,9 +87,11 @@ def finetune(view_features: torch.Tensor, labels: torch.Tensor, val_features: to
         params.append(adapter.weight)
     else:
         adapter.weight.requires_grad_(False)
+    onehot = as_one_hot(values) if train == "keys" else None  # fixed one-hot values: per-class sums, no [K, C] product
     if train in ("values", "both"):
         values = torch.nn.Parameter(values.float().clone())
         params.append(values)
+    fixed = onehot.to(device) if onehot is not None else values
     opt = torch.optim.AdamW(params, lr=lr, eps=1e-4)
     steps_per_epoch = -(-labels.numel() // batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * steps_per_epoch)
@@ -90,7 +104,7 @@ def finetune(view_features: torch.Tensor, labels: torch.Tensor, val_features: to
         loss_sum, correct = 0.0, 0
         for s in range(0, len(order), batch_size):
             b = order[s:s + batch_size]
-            logits = fused_logits(feats[b], W, adapter, values, alpha, beta)
+            logits = fused_logits(feats[b], W, adapter, fixed, alpha, beta)
             loss = F.cross_entropy(logits, labels[b])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -100,7 +114,7 @@ def finetune(view_features: torch.Tensor, labels: torch.Tensor, val_features: to
             correct += int((logits.argmax(-1) == labels[b]).sum())
         adapter.eval()
         with torch.no_grad():
-            val_acc = accuracy(fused_logits(val_features, W, adapter, values, alpha, beta), val_labels)
+            val_acc = accuracy(chunked_logits(val_features, W, adapter, fixed, alpha, beta), val_labels)
         best.history.append({"epoch": epoch, "loss": loss_sum / len(order), "train_acc": 100.0 * correct / len(order),
                              "val_acc": val_acc, "lr": opt.param_groups[0]["lr"]})
         if val_acc > best.best_val_acc:  # first maximum, as the official code

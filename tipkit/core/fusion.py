@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import torch
 
+from tipkit.core.cache import OneHot
+
+Values = "torch.Tensor | OneHot"  # cache values: a dense [K, C] matrix, or one-hot values kept as labels
 CLIP_SCALE = 100.0  # CLIP's learned temperature, fixed at 100 in the paper
 
 
@@ -19,21 +22,35 @@ def clip_logits(features: torch.Tensor, class_embeddings: torch.Tensor, scale: f
     return scale * features @ class_embeddings.T
 
 
-def affinity_to_cache(affinity: torch.Tensor, values: torch.Tensor, beta: float) -> torch.Tensor:
+def apply_values(weights: torch.Tensor, values: Values) -> torch.Tensor:
+    """``weights V``: ``[N, K] -> [N, C]``; a per-class sum when ``values`` is :class:`OneHot`."""
+    return values.matmul(weights) if isinstance(values, OneHot) else weights @ values
+
+
+def cache_weights(affinity: torch.Tensor, beta: float, inplace: bool = False) -> torch.Tensor:
+    """``exp(−β (1 − A))``: ``[N, K] -> [N, K]``. Without autograd it takes one buffer (``inplace``: none,
+    overwriting ``affinity``) instead of three temporaries; the float operations are the same."""
+    if torch.is_grad_enabled() and affinity.requires_grad:
+        return torch.exp(-beta * (1.0 - affinity))
+    out = affinity.neg_() if inplace else affinity.neg()
+    return out.add_(1.0).mul_(-beta).exp_()
+
+
+def affinity_to_cache(affinity: torch.Tensor, values: Values, beta: float) -> torch.Tensor:
     """``exp(−β (1 − A)) V`` for a precomputed affinity ``A = f Kᵀ``: ``[N, K] × [K, C] -> [N, C]``."""
-    return torch.exp(-beta * (1.0 - affinity)) @ values
+    return apply_values(cache_weights(affinity, beta), values)
 
 
-def cache_logits(features: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, beta: float) -> torch.Tensor:
+def cache_logits(features: torch.Tensor, keys: torch.Tensor, values: Values, beta: float) -> torch.Tensor:
     """Cache-model logits ``exp(−β (1 − f Kᵀ)) V``: ``[N, D], [K, D], [K, C] -> [N, C]``."""
-    return affinity_to_cache(features @ keys.T, values, beta)
+    return apply_values(cache_weights(features @ keys.T, beta, inplace=True), values)
 
 
 def tip_logits(
     features: torch.Tensor,
     class_embeddings: torch.Tensor,
     keys: torch.Tensor,
-    values: torch.Tensor,
+    values: Values,
     alpha: float,
     beta: float,
 ) -> torch.Tensor:

@@ -1,9 +1,13 @@
 """Stage 4 of the paper: the α/β hyperparameter search.
 
-The official code loops over every (β, α) pair and recomputes the affinity
-matmul each time. Here the affinity ``A = f Kᵀ`` is computed once, each β costs
-one ``exp`` pass plus one ``[N, K] × [K, C]`` product, and every α for that β is
-scored in one batched argmax.
+The official code loops over every (β, α) pair and recomputes the affinity matmul and a dense
+``[N, K] × [K, C]`` product each time. Here, per chunk of queries (sized to a memory budget, so N can be
+ImageNet's 50,000), the affinity ``A = f Kᵀ`` is computed once; per β the cache weights
+``exp(−β(1 − A))`` come from one multiply per element on the paper's evenly spaced β grid
+(:func:`tipkit.core.grid.exp_schedule`), the one-hot values turn the product into a per-class sum
+(:class:`tipkit.core.cache.OneHot`), and the α axis is scored by :func:`tipkit.core.grid.grid_correct`, which
+evaluates a query only at the few α where its prediction changes. The grid of accuracies equals the official
+double loop's, with its first-maximum tie rule (float rounding at a near-tie aside).
 """
 
 from __future__ import annotations
@@ -12,8 +16,12 @@ from dataclasses import dataclass
 
 import torch
 
-from tipkit.core.fusion import affinity_to_cache, clip_logits
+from tipkit.core.cache import as_one_hot
+from tipkit.core.fusion import Values, apply_values, clip_logits
+from tipkit.core.grid import exp_schedule, grid_correct
 from tipkit.errors import TipkitError
+
+MEMORY_BUDGET = 1 << 30  # bytes of working set beyond the inputs (≈ 1 GiB), whatever N is
 
 
 @dataclass(frozen=True)
@@ -47,42 +55,49 @@ def paper_grid(search_scale: tuple[float, float] = (7.0, 3.0), search_step: tupl
     return betas, alphas
 
 
-def _alpha_chunk(n: int, c: int, budget: int = 2**26) -> int:
-    """How many α to score at once so that the ``[a, N, C]`` logits stay under ``budget`` floats."""
-    return max(1, budget // max(1, n * c))
-
-
 def grid_search(
     features: torch.Tensor,
     labels: torch.Tensor,
     class_embeddings: torch.Tensor,
     keys: torch.Tensor,
-    values: torch.Tensor,
+    values: Values,
     betas: "torch.Tensor | list[float]",
     alphas: "torch.Tensor | list[float]",
+    memory_budget: int = MEMORY_BUDGET,
 ) -> SearchResult:
     """Score every (β, α) on ``(features [N, D], labels [N])`` and return the best.
 
-    Ties go to the first maximum in β-major, α-minor order, as the official double loop.
+    ``keys [K, D]``, ``values [K, C]`` (dense, or :class:`OneHot`), ``class_embeddings [C, D]``. Queries are
+    streamed in chunks so the working set stays under ``memory_budget`` bytes. Ties go to the first maximum
+    in β-major, α-minor order, as the official double loop.
     """
     betas = torch.as_tensor(betas, dtype=torch.float64)
     alphas = torch.as_tensor(alphas, dtype=torch.float64)
     if betas.numel() == 0 or alphas.numel() == 0:
         raise TipkitError("grid_search needs at least one beta and one alpha")
     labels = torch.as_tensor(labels, device=features.device)
-    zs = clip_logits(features, class_embeddings)  # [N, C]
-    affinity = features @ keys.T  # [N, K], computed once
-    n, c = zs.shape
-    step = _alpha_chunk(n, c)
-    grid = torch.empty(len(betas), len(alphas), dtype=torch.float64)
-    a = alphas.to(device=zs.device, dtype=zs.dtype)
-    for i, beta in enumerate(betas.tolist()):
-        cache = affinity_to_cache(affinity, values, beta)  # [N, C], one exp pass per beta
-        for s in range(0, len(a), step):
-            logits = zs.unsqueeze(0) + a[s:s + step, None, None] * cache.unsqueeze(0)  # [a, N, C]
-            correct = (logits.argmax(dim=-1) == labels.unsqueeze(0)).sum(dim=-1)
-            grid[i, s:s + step] = correct.double().cpu() * 100.0 / n
+    onehot = as_one_hot(values)
+    vals = onehot.to(features.device) if onehot is not None else values
+    n, (k, c) = features.shape[0], (keys.shape[0], class_embeddings.shape[0])
+    correct = torch.zeros(len(betas), len(alphas), dtype=torch.long)
+    a = alphas.to(device=features.device, dtype=features.dtype)
+    step = _rows(k, c, len(alphas), memory_budget)
+    for s in range(0, n, step):
+        f = features[s:s + step]
+        y = labels[s:s + len(f)]
+        zs = clip_logits(f, class_embeddings)  # [n, C]
+        distance = (f @ keys.T).neg_().add_(1.0)  # 1 − A, [n, K], once per chunk
+        for i, weights in enumerate(exp_schedule(distance, betas.tolist())):
+            cache = apply_values(weights, vals)  # [n, C]
+            correct[i] += grid_correct(zs, [cache], [a], y).cpu()
+        del distance
+    grid = correct.double() * 100.0 / n
     flat = int(torch.argmax(grid.flatten()))  # first maximum, beta-major
     i, j = divmod(flat, len(alphas))
     return SearchResult(best_alpha=float(alphas[j]), best_beta=float(betas[i]), best_acc=float(grid[i, j]),
                         grid=grid, betas=betas, alphas=alphas)
+
+
+def _rows(k: int, c: int, j: int, budget: int) -> int:
+    """Queries per chunk: affinity, weights and the β-step factor (``3K`` floats), logits and grid state."""
+    return max(1, budget // (4 * (3 * k + 6 * c) + 8 * j))

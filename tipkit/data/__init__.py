@@ -3,7 +3,8 @@
 What this stage does: the dataset registry (:mod:`.registry`: :class:`Split`, :class:`Dataset`, builders by
 name), the datasets themselves (:mod:`.fashion_mnist`, :mod:`.synthetic`, the CoOp-layout paper datasets in
 :mod:`.paper`, ImageNet and its shifts in :mod:`.imagenet`, file-backed splits in :mod:`.imagefiles`,
-torchvision downloads in :mod:`.download`), class names and prompt templates (:mod:`.classnames`), both
+torchvision downloads in :mod:`.download`, your own image folders as ``folder:PATH`` in
+:mod:`.folder`), class names and prompt templates (:mod:`.classnames`), both
 few-shot samplers (tipkit's in :mod:`.fewshot`, the official one in :mod:`.fewshot_official`) and
 ``tipkit data check`` (:mod:`.check`).
 
@@ -16,7 +17,7 @@ The dataset modules register themselves into :mod:`.registry`; this file imports
 
 from __future__ import annotations
 
-from tipkit.data import fashion_mnist, imagenet, paper, synthetic  # noqa: F401 (each registers its datasets)
+from tipkit.data import fashion_mnist, folder, imagenet, paper, synthetic  # noqa: F401 (each registers its datasets)
 from tipkit.data.fewshot import few_shot_for, manifest, sample_few_shot, val_for
 from tipkit.data.registry import Dataset, Split, dataset_for, get_dataset, list_datasets, register
 

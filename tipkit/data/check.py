@@ -1,4 +1,5 @@
-"""``tipkit data check``: compare a paper dataset on disk with CoOp's numbers, one line per problem.
+"""``tipkit data check``: compare a paper dataset on disk with CoOp's numbers, one line per problem; for
+``folder:PATH`` (your own images) report the classes, images per split, ignored and unreadable files.
 
 Checks, in order: the dataset builds (split files and image folders in place — otherwise the
 loader's one-line error is the only finding), the number of classes, the size of every split, classes
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from tipkit.data import paper as datasets_paper
+from tipkit.data.folder import PREFIX as FOLDER_PREFIX
 from tipkit.data.imagefiles import image_problem
 from tipkit.data.registry import Dataset, get_dataset
 from tipkit.errors import TipkitError, choose
@@ -108,8 +110,41 @@ def check_dataset(name: str, root: "str | Path | None" = None, *, images: bool =
     return out
 
 
+def folder_report(name: str, root: "str | Path | None" = None, *, images: bool = True) -> tuple[list[str], list[str]]:
+    """``(report lines, problems)`` of folder dataset ``name`` (``folder:PATH``): layout and split rule, images
+    per class and split, the largest shot count it allows, ignored files; problems: the builder's error,
+    or (``images=True``) every image that does not decode."""
+    try:
+        ds = get_dataset(name, root=root, download=False)
+    except TipkitError as e:
+        return [], [str(e)]
+    info, order = ds.info, [k for k in ("train", "val", "test") if k in ds.splits]
+    rule = ", ".join(f"{k} {v:g}" for k, v in info["fractions"].items())
+    out = [f"{ds.name}: {ds.num_classes} classes; {info['layout']}" + (f" ({rule}, seed {info['seed']})" if rule else "")]
+    counts = {k: np.bincount(ds.splits[k].labels, minlength=ds.num_classes) for k in order}
+    width = max(12, *(len(c) for c in ds.classnames))
+    out.append(f"  {'class':<{width}}" + "".join(f"{k:>8}" for k in order))
+    for c, cname in enumerate(ds.classnames):
+        out.append(f"  {cname:<{width}}" + "".join(f"{int(counts[k][c]):>8}" for k in order))
+    out.append(f"  {'total':<{width}}" + "".join(f"{len(ds.splits[k]):>8}" for k in order))
+    out.append(f"  shots up to {int(counts['train'].min())} (the fewest training images of a class)")
+    ignored = info["ignored_files"]
+    out.append(f"  ignored: {ignored} non-image file{'s' * (ignored != 1)}"
+               + (f" (first: {info['ignored'][0]})" if ignored else ""))
+    problems = _file_lines(name, Path(info["path"]), ds) if images else []
+    return out, problems
+
+
 def main_check(dataset: str, root: "str | Path | None" = None, images: bool = True) -> int:
-    """Print :func:`check_dataset`'s lines (or one OK line); return 0 when clean, else 1."""
+    """Print :func:`check_dataset`'s lines (or one OK line); return 0 when clean, else 1. For ``folder:PATH``
+    print :func:`folder_report`'s report, then its problems."""
+    if dataset.startswith(FOLDER_PREFIX):
+        lines, problems = folder_report(dataset, root, images=images)
+        for line in lines + problems:
+            print(line)
+        if not problems:
+            print(f"{dataset}: OK{' (every image decodes)' if images else ''}")
+        return 1 if problems else 0
     problems = check_dataset(dataset, root, images=images)
     for line in problems:
         print(line)

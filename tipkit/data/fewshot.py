@@ -45,6 +45,13 @@ def val_for(cfg: object, val: Split) -> np.ndarray:
     k, seed = min(int(cfg.shots), 4), cfg.seed  # type: ignore[attr-defined]
     if getattr(cfg, "sampler", "tipkit") == "official":
         return reduce_val_official(val.labels, k, seed)
+    counts = np.bincount(val.labels)
+    short = np.flatnonzero((counts > 0) & (counts < k))
+    if len(short):
+        c = int(short[0])
+        raise TipkitError(f"the validation split holds {counts[c]} image(s) of class {c} but the clean protocol "
+                          f"chooses on min(shots, 4) = {k} per class; use shots <= {int(counts[counts > 0].min())}, "
+                          "protocol paper, or more validation images")
     return np.sort(sample_few_shot(val.labels, k, seed + 7919))  # its own stream: not the train draw's
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,11 +20,12 @@ import torch
 
 from tipkit import data as data_mod
 from tipkit.config import RunConfig
-from tipkit.core.cache import build_cache, l2_normalize
+from tipkit.core.cache import OneHot, build_cache, l2_normalize
 from tipkit.core.finetune import finetune
 from tipkit.core.fusion import tip_logits
+from tipkit.core.grid import row_chunks
 from tipkit.core.metrics import accuracy
-from tipkit.core.search import grid_search, paper_grid
+from tipkit.core.search import MEMORY_BUDGET, grid_search, paper_grid
 from tipkit.errors import TipkitError, choose
 from tipkit.methods import FewShotData, Method, get_method, list_methods
 from tipkit.models.backbone import Backbone, class_embeddings, load_backbone
@@ -62,6 +64,8 @@ def validate(cfg: RunConfig) -> data_mod.Dataset:
     check_methods(cfg)
     ds = data_mod.dataset_for(cfg)
     data_mod.few_shot_for(cfg, ds.split("train"))  # raises on bad shots
+    if "val" in ds.splits:
+        data_mod.val_for(cfg, ds.split("val"))  # raises when val is too small for the protocol
     for key in ("augment_views", "epochs", "batch_size"):
         if getattr(cfg, key) < 1:
             raise TipkitError(f"{key} must be >= 1, got {getattr(cfg, key)}")
@@ -144,8 +148,12 @@ def paper_tip_f(f: Fitted, ft: torch.Tensor, yt: torch.Tensor) -> tuple[float, d
     r = finetune(d.views, d.labels, ft, yt, d.class_embeddings, keys, values, cfg.init_alpha, cfg.init_beta,
                  epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed, device=cfg.device)
     betas, alphas = paper_grid(tuple(cfg.search_scale), tuple(cfg.search_step))
-    s = grid_search(d.val, d.val_labels, d.class_embeddings, r.keys, values, betas, alphas)
-    after = accuracy(tip_logits(ft, d.class_embeddings, r.keys, values, s.best_alpha, s.best_beta), yt)
+    onehot = OneHot(d.labels, d.num_classes)
+    s = grid_search(d.val, d.val_labels, d.class_embeddings, r.keys, onehot, betas, alphas)
+    chunks = row_chunks(len(ft), 4 * (2 * len(r.keys) + 4 * d.num_classes), MEMORY_BUDGET)  # N may be 50,000
+    logits = torch.cat([tip_logits(ft[i:i + chunks.step], d.class_embeddings, r.keys, onehot, s.best_alpha,
+                                   s.best_beta) for i in chunks])
+    after = accuracy(logits, yt)
     return max(r.best_val_acc, after), {"alpha": s.best_alpha, "beta": s.best_beta, "best_epoch": r.best_epoch,
                                         "selection": "epoch on test; max of two test accuracies",
                                         "history": r.history}
@@ -169,10 +177,18 @@ def evaluate(f: Fitted) -> tuple[dict[str, float], dict[str, Any]]:
     return acc, extra
 
 
-def run(cfg: RunConfig) -> dict[str, Any]:
-    """Fit, evaluate and return the run's record (not yet written: see :func:`tipkit.experiments.report.write_record`)."""
+def run(cfg: RunConfig, save_adapter: "str | Path | None" = None, adapter_method: "str | None" = None) -> dict[str, Any]:
+    """Fit, evaluate and return the run's record (not yet written: see :func:`tipkit.experiments.report.write_record`).
+
+    ``save_adapter``: also write the fitted ``adapter_method`` (default: Tip-Adapter-F, else Tip-Adapter,
+    else zero-shot) as one adapter file (:class:`tipkit.experiments.adapter.Adapter`); the record names it.
+    """
+    from tipkit.experiments import adapter as adapter_mod
     from tipkit.experiments.report import make_record
 
+    if save_adapter is not None:  # bad targets fail before any model work
+        adapter_method = adapter_mod.choose_method(cfg, adapter_method)
+        save_adapter = adapter_mod.check_target(save_adapter)
     torch.manual_seed(cfg.seed)
     start = time.perf_counter()
     fitted = fit(cfg)
@@ -183,11 +199,21 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     for n, e in extra.items():
         history[n] = e.pop("history")
         hyper[n] = e
-    return make_record(
+    ds = fitted.dataset
+    record = make_record(
         config=asdict(cfg), metrics={"test": test, "val": fitted.val}, hyper=hyper, history=history,
-        manifest=data_mod.manifest(fitted.dataset.split("train"), fitted.few_shot),
+        manifest=data_mod.manifest(ds.split("train"), fitted.few_shot),
         val_manifest=[int(i) for i in fitted.val_indices],
         timings={k: round(v, 3) for k, v in fitted.timings.items()},
         model={"name": fitted.backbone.name, "pretrained": fitted.backbone.pretrained,
                "weights": fitted.backbone.weights_id},
-        data={"skipped_images": len(fitted.dataset.skipped), "skipped": fitted.dataset.skipped})
+        data={"skipped_images": len(ds.skipped), "skipped": ds.skipped, **({"source": ds.info} if ds.info else {})})
+    if save_adapter is not None:
+        a = adapter_mod.Adapter.from_method(
+            fitted.methods[adapter_method], fitted.backbone, ds.classnames,
+            [SINGLE_PROMPT] if adapter_method == "zero_shot_single" else ds.templates,
+            class_folders=ds.info.get("class_folders"), batch_size=cfg.batch_size,
+            run={"record_id": record["id"], "dataset": cfg.dataset, "shots": cfg.shots, "seed": cfg.seed,
+                 "protocol": cfg.protocol, "test_top1": test[adapter_method]})
+        record["adapter"] = {"path": str(a.save(save_adapter)), "method": adapter_method}
+    return record

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import platform
@@ -18,6 +19,8 @@ from tipkit.version import __version__
 
 log = logging.getLogger(__name__)
 MAIN_STUDY = "tip_adapter"  # the notebook whose records make the main results tables
+RECORD_FIELDS = ("config", "timings", "model", "versions", "git_sha", "created")  # what the tables read
+CONFIG_FIELDS = ("dataset", "backbone", "pretrained", "shots", "seed")
 VERSIONED = ("torch", "torchvision", "open_clip_torch", "numpy", "papermill", "jupyter-book")
 
 
@@ -44,9 +47,12 @@ def versions() -> dict[str, str]:
 
 
 def make_record(**fields: Any) -> dict[str, Any]:
-    """A run record: the given fields plus versions, git SHA, host and creation time."""
-    return {"schema": 1, **fields, "versions": versions(), "git_sha": git_sha(), "host": platform.node(),
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    """A run record: the given fields plus versions, git SHA, host, creation time and ``id`` (16 hex digits
+    of the sha256 of all of them; a saved adapter names its run by it)."""
+    record = {"schema": 1, **fields, "versions": versions(), "git_sha": git_sha(), "host": platform.node(),
+              "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    record["id"] = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return record
 
 
 def record_path(config: dict[str, Any]) -> Path:
@@ -65,11 +71,56 @@ def write_record(record: dict[str, Any]) -> Path:
     return path
 
 
+def record_problem(record: Any, study: str = MAIN_STUDY) -> "str | None":
+    """Why a parsed record cannot be used (``None`` when it can): the fields the tables read must be there,
+    ``metrics`` ({split: {method: top-1}}) for the main study, ``metrics`` or ``tables`` for the others."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    missing = [k for k in RECORD_FIELDS if k not in record]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    c = record["config"]
+    if not isinstance(c, dict) or any(k not in c for k in CONFIG_FIELDS):
+        return f"its config lacks one of {', '.join(CONFIG_FIELDS)}"
+    if not isinstance(record["timings"], dict) or not isinstance(record["model"], dict) \
+            or "weights" not in record["model"] or not isinstance(record["versions"], dict):
+        return "its timings, model or versions are not what a record holds"
+    metrics, tables = record.get("metrics"), record.get("tables")
+    if metrics is None and (tables is None or study == MAIN_STUDY):
+        return "lacks metrics" if study == MAIN_STUDY else "lacks metrics and tables"
+    if metrics is not None and not (isinstance(metrics, dict) and all(
+            isinstance(a, dict) and all(isinstance(v, (int, float)) for v in a.values()) for a in metrics.values())):
+        return "its metrics are not {split: {method: top-1}}"
+    if tables is not None and not (isinstance(tables, dict) and all(
+            isinstance(t, list) and all(isinstance(r, dict) for r in t) for t in tables.values())):
+        return "its tables are not {name: [rows]}"
+    return None
+
+
+def read_record(path: Path) -> "tuple[dict[str, Any] | None, str | None]":
+    """``(record, None)``, or ``(None, why)`` for a record that does not parse or lacks what the tables need."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        return None, f"does not parse ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+    why = record_problem(record, path.parent.name)
+    return (None, why) if why else (record, None)
+
+
 def load_records(folder: "str | Path | None" = None, recursive: bool = False) -> list[dict[str, Any]]:
-    """Records (JSON) in ``folder`` (default: the main study's), each tagged with its study (folder name)."""
+    """Records (JSON) in ``folder`` (default: the main study's), each tagged with its study (folder name).
+    A damaged or incomplete record is skipped with a warning naming it and the sweep cell that re-makes it."""
     folder = Path(folder) if folder else paths.records_dir() / MAIN_STUDY
     files = sorted(folder.rglob("*.json") if recursive else folder.glob("*.json"))
-    return [{"study": p.parent.name, **json.loads(p.read_text())} for p in files]
+    out = []
+    for p in files:
+        record, why = read_record(p)
+        if record is None:
+            log.warning("skipping damaged record %s (%s): re-run its cell %s/%s (run the sweep again)",
+                        p, why, p.parent.name, p.stem)
+            continue
+        out.append({"study": p.parent.name, **record})
+    return out
 
 
 def tidy(records: list[dict[str, Any]]) -> "Any":
@@ -124,7 +175,12 @@ def executions(folder: "str | Path | None" = None) -> "Any":
     for p in sorted(folder.rglob("*.ipynb")):
         if p.name.startswith("."):
             continue  # a run still in progress (or killed): its temp file
-        meta = json.loads(p.read_text()).get("metadata", {}).get("papermill", {})
+        try:
+            meta = json.loads(p.read_text()).get("metadata", {}).get("papermill", {})
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError) as e:
+            log.warning("skipping damaged executed notebook %s (%s): re-run its cell %s/%s",
+                        p, type(e).__name__, p.parent.name, p.stem)
+            continue
         rows.append({"study": p.parent.name, "run": p.stem, "status": "failed" if meta.get("exception") else "ok",
                      "started": meta.get("start_time"), "seconds": round(meta.get("duration") or 0.0, 1)})
     return pd.DataFrame(rows, columns=["study", "run", "status", "started", "seconds"])
@@ -138,10 +194,10 @@ def aggregate(records_dir: "str | Path | None" = None, out_dir: "str | Path" = p
     from tipkit.io import write_text
 
     root = Path(records_dir) if records_dir else paths.records_dir()
-    main = load_records(root / MAIN_STUDY)
+    everything = load_records(root, recursive=True)  # each damaged record skipped with one warning
+    main = [r for r in everything if r["study"] == MAIN_STUDY]
     if not main:
         raise TipkitError(f"no run records in {root / MAIN_STUDY}: run a sweep first (make book does)")
-    everything = load_records(root, recursive=True)
     df = tidy(main)
     out_dir = Path(out_dir)
     test = df[df.split == "test"]

@@ -2,9 +2,11 @@
 
 A sweep file names studies (a notebook and a grid of its parameters) and fixed parameters; every grid
 cell is one papermill execution writing one executed notebook and one JSON record. A cell is skipped
-when its record exists and its inputs (notebook, parameters, tipkit's code, the weights file) are
-unchanged, so a crashed or interrupted sweep resumes without recomputing anything. Features are
-extracted once per (backbone, dataset, split, view) before the cells fan out, and shared by all.
+when its record exists, reads back whole and its inputs (notebook, parameters, tipkit's code, the weights
+file) are unchanged, so a crashed or interrupted sweep resumes without recomputing anything, and a damaged
+record is re-made. Features are extracted once per (backbone, dataset, split, view) before the cells fan
+out, and shared by all. A cell that fails is listed with its error line and executed notebook while the
+others go on; Ctrl-C (or the sweep process dying) stops the running cells, and nothing is half-written.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from tqdm.auto import tqdm
 from tipkit import paths
 from tipkit.config import FIELDS, load_yaml, make_config
 from tipkit.errors import TipkitError
+from tipkit.experiments import workers
 from tipkit.experiments.pipeline import check_methods
+from tipkit.experiments.report import read_record
 from tipkit.io import write_text
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,7 @@ class Cell:
     record: Path
     executed: Path
     inputs: str  # hash of everything the result depends on
+    error: str = ""  # why it failed (the notebook's error line), once run
 
     @property
     def name(self) -> str:
@@ -164,18 +169,38 @@ def load_sweep(path: "str | Path", overrides: "dict[str, Any] | None" = None,
 
 
 def is_done(cell: Cell) -> bool:
+    """The cell's record exists, was made from today's inputs and reads back whole (else: run it again)."""
     sidecar = cell.record.with_suffix(".inputs")
-    return cell.record.exists() and sidecar.exists() and sidecar.read_text().strip() == cell.inputs
+    if not (cell.record.exists() and sidecar.exists() and sidecar.read_text().strip() == cell.inputs):
+        return False
+    _, why = read_record(cell.record)
+    if why:
+        log.warning("record %s is damaged (%s): running cell %s again", cell.record, why, cell.name)
+    return why is None
 
 
 def run_cell(notebook: str, params: dict[str, Any], record: str, executed: str) -> str:
     """Execute one cell (picklable: runs in a worker process or a Slurm job). Returns the record path."""
     from tipkit.experiments.notebooks import execute
 
-    execute(Path(notebook), {**params, "out": record}, Path(executed))
+    try:
+        execute(Path(notebook), {**params, "out": record}, Path(executed))
+    except KeyboardInterrupt:
+        if workers.IN_WORKER:  # papermill has stopped its kernel and saved the executed notebook: end this worker
+            os._exit(130)  # (returning would let it start the next queued cell)
+        raise
     if not Path(record).exists():
         raise RuntimeError(f"{notebook} finished without writing {record}")
     return record
+
+
+def error_line(e: BaseException) -> str:
+    """One line saying why a cell failed: the notebook's ``Error: message`` when papermill raised."""
+    if getattr(e, "ename", None):
+        value = str(getattr(e, "evalue", "")).strip().splitlines()
+        return f"{e.ename}: {value[0] if value else ''}"  # type: ignore[attr-defined]
+    lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else type(e).__name__
 
 
 def prepare_features(cells: list[Cell]) -> None:
@@ -186,19 +211,12 @@ def prepare_features(cells: list[Cell]) -> None:
     prepare(cfgs)
 
 
-def _limit_threads(threads: int) -> None:
-    """Worker initialiser: each cell (and the kernel it starts) gets its share of the cores, so that
-    parallel cells do not oversubscribe them (OpenMP's busy-waiting makes that many times slower)."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
-
-
 def _executor(kind: str, opts: dict[str, Any], folder: Path) -> Any:
     jobs = int(opts.get("jobs", 1))
     if kind == "local":
         threads = max(1, (os.cpu_count() or 1) // jobs)
         return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
-                                      initializer=_limit_threads, initargs=(threads,))
+                                      initializer=workers.init, initargs=(threads,))
     import submitit
 
     ex = submitit.AutoExecutor(folder=str(folder), cluster="slurm" if kind == "slurm" else "local")
@@ -211,7 +229,8 @@ def _executor(kind: str, opts: dict[str, Any], folder: Path) -> Any:
 
 
 def run_sweep(sweep: Sweep, force: bool = False, dry_run: bool = False) -> list[Cell]:
-    """Run every cell not already done; return the failed cells (their executed notebooks say why)."""
+    """Run every cell not already done; return the failed cells (``cell.error``; the executed notebook
+    holds the traceback). Ctrl-C stops the running cells and re-raises; finished cells are kept."""
     todo = [c for c in sweep.cells if force or not is_done(c)]
     log.info("sweep %s: %d cells, %d to run, %d done", sweep.name, len(sweep.cells), len(todo),
              len(sweep.cells) - len(todo))
@@ -222,6 +241,7 @@ def run_sweep(sweep: Sweep, force: bool = False, dry_run: bool = False) -> list[
     failed: list[Cell] = []
     ex = _executor(kind, sweep.executor, paths.results_dir() / "submitit" / sweep.name)
     bar = tqdm(total=len(todo), desc=f"sweep {sweep.name}", unit="cell")
+    pending: list = []
     try:
         if kind == "local":
             futs = {ex.submit(run_cell, str(c.notebook), c.params, str(c.record), str(c.executed)): c for c in todo}
@@ -240,19 +260,22 @@ def run_sweep(sweep: Sweep, force: bool = False, dry_run: bool = False) -> list[
                 fut.result()
                 write_text(cell.record.with_suffix(".inputs"), cell.inputs + "\n")
             except Exception as e:  # the executed notebook holds the traceback
-                msg = str(e).strip().splitlines()
-                log.error("cell %s failed: %s", cell.name, msg[-1] if msg else type(e).__name__)
+                cell.error = error_line(e)
+                log.error("cell %s failed: %s", cell.name, cell.error)
                 failed.append(cell)
             bar.update()
     except KeyboardInterrupt:
-        log.error("interrupted: finished cells are kept; run the sweep again to resume")
+        log.error("interrupted: stopping the running cells; finished cells are kept, run the sweep again to resume")
         if kind == "local":
-            ex.shutdown(wait=False, cancel_futures=True)
+            workers.stop(ex)
+        else:
+            for _, job in pending:
+                job.cancel(check=False)
         raise
     finally:
         bar.close()
         if kind == "local":
             ex.shutdown(wait=True)
     for c in failed:
-        log.error("failed: %s (see %s)", c.name, c.executed)
+        log.error("failed: %s: %s (see %s)", c.name, c.error, c.executed)
     return failed

@@ -34,12 +34,14 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from tipkit.core.cache import l2_normalize
+from tipkit.core.cache import OneHot, l2_normalize
+from tipkit.core.fusion import apply_values, cache_weights
+from tipkit.core.grid import exp_schedule, grid_argmax, row_chunks
+from tipkit.core.search import grid_search
 from tipkit.errors import TipkitError
 from tipkit.methods.base import (
     FewShotData,
     Method,
-    count_correct,
     grid_or,
     linear_grid,
     register,
@@ -82,25 +84,34 @@ class APE(Method):
         betas, alphas = grid_or(p["betas"], sb, nb, 0.1), grid_or(p["alphas"], sa, na, 0.1)
         gammas = grid_or(p["gammas"], sg, ng, 0.0)
         self.idx = select_channels(data, p["feat_num"], p["w"]).to(dev)
-        self.W, self.values = data.class_embeddings.float().to(dev), data.values.to(dev)
+        self.W, self.values = data.class_embeddings.float().to(dev), OneHot(data.labels, data.num_classes).to(dev)
         self.keys_sel = l2_normalize(data.keys.to(dev)[:, self.idx])  # K' [K, Q]
         w_sel = l2_normalize(self.W[:, self.idx])  # W' [C, Q]
         key_probs = torch.softmax(self.keys_sel @ w_sel.T, dim=1)  # [K, C]
-        v = self.values
+        v = data.values.to(dev)
         self.div = (v * torch.log2((v + 1e-6) / (key_probs + 1e-6))).sum(1, keepdim=True)  # [K, 1] bits
+        del key_probs, v
+        scales = torch.exp(torch.tensor(gammas, device=dev)[:, None] * self.div.view(1, -1))  # [nγ, K]: V ⊙ exp(γ·div)
 
         fv, yv = data.val.float().to(dev), data.val_labels.to(dev)
-        zs, aff = zero_shot_logits(fv, self.W), l2_normalize(fv[:, self.idx]) @ self.keys_sel.T
-        a = torch.tensor(alphas, device=dev)[:, None, None]
-        correct = torch.empty(len(betas), len(alphas), len(gammas), dtype=torch.long)
-        soft = [v * torch.exp(g * self.div) for g in gammas]
-        for i, beta in enumerate(tqdm(betas, desc="APE search", unit="beta", leave=False)):
-            e = torch.exp(-beta * (1.0 - aff))
-            for k, sv in enumerate(soft):
-                correct[i, :, k] = count_correct(zs + (e @ sv) * a, yv).cpu()
+        a = torch.tensor(alphas, device=dev)
+        correct = torch.zeros(len(betas), len(alphas), len(gammas), dtype=torch.long)
+        k = len(self.keys_sel)
+        chunks = row_chunks(len(fv), 4 * (3 * k + (len(gammas) + 6) * data.num_classes), self.memory_budget)
+        for s in chunks:
+            f, y = fv[s:s + chunks.step], yv[s:s + chunks.step]
+            zs = zero_shot_logits(f, self.W)
+            distance = (l2_normalize(f[:, self.idx]) @ self.keys_sel.T).neg_().add_(1.0)  # 1 − f' K'ᵀ
+            for i, e in enumerate(tqdm(exp_schedule(distance, betas), total=len(betas), desc="APE search",
+                                       unit="beta", leave=False)):
+                caches = self.values.matmul_scales(e, scales)  # [nγ, n, C]: e (V ⊙ exp(γ·div)) for every γ
+                g, n = caches.shape[:2]  # every γ at once: its queries are rows of one α-axis problem
+                pred = grid_argmax(zs.repeat(g, 1), [caches.reshape(g * n, -1)], [a]).view(g, n, -1)
+                correct[i] += (pred == y.view(1, -1, 1)).sum(1).T.cpu()  # [nα, nγ]
+            del distance
         ib, ia, ig = torch.unravel_index(torch.argmax(correct.flatten()), correct.shape)  # β-α-γ order, first max
         self.beta, self.alpha, self.gamma = betas[int(ib)], alphas[int(ia)], gammas[int(ig)]
-        self.soft_values = v * torch.exp(self.gamma * self.div)
+        self.soft_values = self.values.with_scale(torch.exp(self.gamma * self.div).view(-1))  # V ⊙ exp(γ·div)
         self.hyper = {"alpha": self.alpha, "beta": self.beta, "gamma": self.gamma, "feat_num": len(self.idx),
                       "val_acc": 100.0 * float(correct.max()) / len(yv)}
         log.info("APE: %d/%d channels, alpha=%.3g beta=%.3g gamma=%.3g, val %.2f%%", len(self.idx), data.dim,
@@ -111,7 +122,10 @@ class APE(Method):
         if self.alpha == 0:
             return zs
         aff = l2_normalize(features[:, self.idx]) @ self.keys_sel.T
-        return zs + (torch.exp(-self.beta * (1.0 - aff)) @ self.soft_values) * self.alpha
+        return zs + apply_values(cache_weights(aff, self.beta, inplace=True), self.soft_values) * self.alpha
+
+    def _query_bytes(self) -> int:
+        return 4 * (2 * len(self.keys_sel) + 4 * self._classes)
 
 
 class _Residual(torch.nn.Module):
@@ -122,15 +136,15 @@ class _Residual(torch.nn.Module):
         self.res = torch.nn.Parameter(torch.zeros(num_classes, q))
         self.value_weights = torch.nn.Parameter(torch.ones(k, 1))
 
-    def forward(self, keys, W, values, labels, idx):  # -> keys [K, D], W [C, D], values [K, C]
+    def forward(self, keys, W, values, labels, idx):  # -> keys [K, D], W [C, D], values (one-hot ⊙ ω)
         keys, W = keys.clone(), W.clone()
         keys[:, idx] = keys[:, idx] + self.res[labels]
         W[:, idx] = W[:, idx] + self.res
-        return keys, W, values * self.value_weights
+        return keys, W, values.with_scale(self.value_weights.view(-1))
 
 
 def _apet_logits(f, keys, W, values, alpha: float, beta: float) -> torch.Tensor:
-    return 100.0 * f @ W.T + torch.exp(-beta * (1.0 - f @ keys.T)) @ values * alpha
+    return 100.0 * f @ W.T + apply_values(torch.exp(-beta * (1.0 - f @ keys.T)), values) * alpha
 
 
 @register
@@ -141,7 +155,8 @@ class APET(Method):
         p, dev = self.params, self.device
         require_positive(self.name, epochs=p["epochs"], batch_size=p["batch_size"])
         idx = select_channels(data, p["feat_num"], p["w"]).to(dev)
-        base = (data.keys.to(dev), data.class_embeddings.float().to(dev), data.values.to(dev), data.labels.to(dev), idx)
+        base = (data.keys.to(dev), data.class_embeddings.float().to(dev), OneHot(data.labels, data.num_classes).to(dev),
+                data.labels.to(dev), idx)
         views, y = data.normalized_views.to(dev), data.labels.to(dev)
         fv, yv = data.val.float().to(dev), data.val_labels.to(dev)
         module = _Residual(data.num_classes, len(idx), len(y)).to(dev)
@@ -163,7 +178,10 @@ class APET(Method):
                 sched.step()
                 loss_sum += loss.item() * len(b)
             with torch.no_grad():
-                acc = val_accuracy(_apet_logits(fv, *module(*base), a0, b0), yv)
+                keys, W, values = module(*base)
+                chunks = row_chunks(len(fv), 4 * (2 * len(keys) + 4 * len(W)), self.memory_budget)
+                acc = val_accuracy(torch.cat([_apet_logits(fv[s:s + chunks.step], keys, W, values, a0, b0)
+                                              for s in chunks]), yv)
             self.history.append({"epoch": epoch, "loss": loss_sum / len(y), "val_acc": acc, "lr": opt.param_groups[0]["lr"]})
             if acc > best_acc:  # first maximum
                 best_acc, best_epoch, best_state = acc, epoch, copy.deepcopy(module.state_dict())
@@ -172,15 +190,15 @@ class APET(Method):
             self.keys, self.W, self.values = module(*base)
             betas, alphas = linear_grid(p["search_scale"][0], p["search_step"][0], 0.1), linear_grid(
                 p["search_scale"][1], p["search_step"][1], 0.1)
-            zs, aff = 100.0 * fv @ self.W.T, fv @ self.keys.T
-            a = torch.tensor(alphas, device=dev)[:, None, None]
-            correct = torch.stack([count_correct(zs + (torch.exp(-b * (1.0 - aff)) @ self.values) * a, yv).cpu()
-                                   for b in betas])  # [nβ, nα]
-        ib, ia = torch.unravel_index(torch.argmax(correct.flatten()), correct.shape)
-        self.beta, self.alpha = betas[int(ib)], alphas[int(ia)]
+            self.values = self.values.with_scale(self.values.scale.detach())
+            s = grid_search(fv, yv, self.W, self.keys, self.values, betas, alphas, memory_budget=self.memory_budget)
+        self.beta, self.alpha = s.best_beta, s.best_alpha
         self.hyper = {"alpha": self.alpha, "beta": self.beta, "best_epoch": best_epoch, "feat_num": len(idx),
-                      "val_acc": 100.0 * float(correct.max()) / len(yv)}
+                      "val_acc": s.best_acc}
         log.info("APE-T: best val %.2f%% at epoch %d, alpha=%.3g beta=%.3g", best_acc, best_epoch, self.alpha, self.beta)
 
     def _predict(self, features: torch.Tensor) -> torch.Tensor:
         return _apet_logits(features, self.keys, self.W, self.values, self.alpha, self.beta)
+
+    def _query_bytes(self) -> int:
+        return 4 * (2 * len(self.keys) + 4 * self._classes)

@@ -24,7 +24,9 @@ import torch
 
 from tipkit.core.cache import l2_normalize, one_hot
 from tipkit.core.fusion import clip_logits
+from tipkit.core.grid import row_chunks
 from tipkit.core.metrics import accuracy
+from tipkit.core.search import MEMORY_BUDGET
 from tipkit.errors import TipkitError
 from tipkit.methods import hparams
 
@@ -186,6 +188,8 @@ class Method(ABC):
         self.history: list[dict[str, Any]] = []
         self.device = torch.device("cpu")
         self._dim: "int | None" = None
+        self._classes = 0
+        self.memory_budget = MEMORY_BUDGET  # bytes of working set predict() may use beyond its input and output
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
@@ -194,18 +198,32 @@ class Method(ABC):
         """Fit on ``data`` (tuning on ``data.val`` only); returns ``self``."""
         self.device = torch.device(data.device)
         self.hyper, self.history = {}, []
-        self._dim = data.dim
+        self._dim, self._classes = data.dim, data.num_classes
         self._fit(data)
         return self
 
     @torch.no_grad()
     def predict(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits ``[N, C]`` (float32, CPU) for L2-normalised ``features [N, D]``."""
+        """Logits ``[N, C]`` (float32, CPU) for L2-normalised ``features [N, D]``.
+
+        Queries are streamed in chunks so that the working set beyond the input and the output stays under
+        ``self.memory_budget`` bytes whatever N is (each method states its bytes per query).
+        """
         if self._dim is None:
             raise TipkitError(f"{self.name}: call fit() before predict()")
         if features.dim() != 2 or features.shape[1] != self._dim:
             raise TipkitError(f"{self.name}: features must be [N, {self._dim}], got {tuple(features.shape)}")
-        return self._predict(features.float().to(self.device)).float().cpu()
+        n = features.shape[0]
+        out = torch.empty(n, self._classes, dtype=torch.float32)
+        chunks = row_chunks(n, self._query_bytes(), self.memory_budget)
+        for s in chunks:
+            chunk = features[s:s + chunks.step].float().to(self.device)
+            out[s:s + len(chunk)] = self._predict(chunk).float().cpu()
+        return out
+
+    def _query_bytes(self) -> int:
+        """Working-set bytes per query of :meth:`_predict` (a few ``[C]`` and ``[D]`` rows by default)."""
+        return 4 * 8 * (self._classes + (self._dim or 0))
 
     @abstractmethod
     def _fit(self, data: FewShotData) -> None: ...

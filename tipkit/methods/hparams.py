@@ -49,6 +49,7 @@ HPARAMS: dict[str, dict[str, dict[str, Any]]] = {
         "c_grid": _h([1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6], "CoOp lpclip/linear_probe.py search_list (inverse L2 strength C)"),
         "search_steps": _h(8, "CoOp lpclip/linear_probe.py --num_step (log-space bisection around the best grid C)"),
         "max_iter": _h(1000, "CoOp lpclip/linear_probe.py LogisticRegression(solver='lbfgs', max_iter=1000)"),
+        "tol": _h(1e-4, "scikit-learn's default tol as CoOp ran it (gradient of C·Σ loss + ‖A‖²/2); tipkit stops at tol/(C·n) on the mean loss, the same point"),
     },
     "clip_adapter": {
         "reduction": _h(4, "gaopengcuhk/CLIP-Adapter clip_adapter.py Adapter(1024, 4)"),

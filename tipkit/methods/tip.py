@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from tipkit.core.cache import OneHot
 from tipkit.core.finetune import finetune
 from tipkit.core.fusion import tip_logits
 from tipkit.core.search import grid_search, paper_grid
@@ -28,8 +29,9 @@ class TipAdapter(Method):
         betas, alphas = paper_grid(tuple(self.params["search_scale"]), tuple(self.params["search_step"]))
         dev = self.device
         self.W = data.class_embeddings.float().to(dev)
-        self.keys, self.values = keys.float().to(dev), data.values.to(dev)
-        s = grid_search(data.val.float().to(dev), data.val_labels.to(dev), self.W, self.keys, self.values, betas, alphas)
+        self.keys, self.values = keys.float().to(dev), OneHot(data.labels, data.num_classes).to(dev)
+        s = grid_search(data.val.float().to(dev), data.val_labels.to(dev), self.W, self.keys, self.values, betas, alphas,
+                        memory_budget=self.memory_budget)
         self.alpha, self.beta = s.best_alpha, s.best_beta
         self.hyper.update({"alpha": s.best_alpha, "beta": s.best_beta, "val_acc": s.best_acc})
 
@@ -38,6 +40,9 @@ class TipAdapter(Method):
 
     def _predict(self, features: torch.Tensor) -> torch.Tensor:
         return tip_logits(features, self.W, self.keys, self.values, self.alpha, self.beta)
+
+    def _query_bytes(self) -> int:
+        return 4 * (2 * self.keys.shape[0] + 4 * self._classes)  # affinity and cache weights, logits
 
 
 @register

@@ -24,11 +24,12 @@ import logging
 import torch
 from tqdm.auto import tqdm
 
+from tipkit.core.cache import OneHot
+from tipkit.core.fusion import apply_values, cache_weights
+from tipkit.core.grid import exp_schedule, grid_correct, row_chunks
 from tipkit.methods.base import (
     FewShotData,
     Method,
-    alpha_chunks,
-    count_correct,
     grid_or,
     register,
     require_positive,
@@ -58,7 +59,18 @@ class TipX(Method):
         kl = kl_divergence(signatures(features, self.W, self.temperature), self.cache_sig)
         lo, hi, a_lo, a_hi = self.ranges
         scaled = (kl - lo) / max(hi - lo, 1e-12) * (a_hi - a_lo) + a_lo
-        return -scaled @ self.values
+        return -apply_values(scaled, self.values)
+
+    def _ranges(self, fv: torch.Tensor, chunks: range) -> tuple[float, float, float, float]:
+        """min/max of the validation KL divergences and affinities (ψ's ranges), one chunk of queries at a time."""
+        lo, hi, a_lo, a_hi = float("inf"), float("-inf"), float("inf"), float("-inf")
+        for s in chunks:
+            f = fv[s:s + chunks.step]
+            kl = kl_divergence(signatures(f, self.W, self.temperature), self.cache_sig)
+            aff = f @ self.keys.T
+            lo, hi = min(lo, float(kl.min())), max(hi, float(kl.max()))
+            a_lo, a_hi = min(a_lo, float(aff.min())), max(a_hi, float(aff.max()))
+        return lo, hi, a_lo, a_hi
 
     def _fit(self, data: FewShotData) -> None:
         p = self.params
@@ -70,38 +82,36 @@ class TipX(Method):
         dev = self.device
         self.temperature = float(p["temperature"])
         self.W = data.class_embeddings.float().to(dev)
-        self.keys, self.values = data.keys.to(dev), data.values.to(dev)
+        self.keys, self.values = data.keys.to(dev), OneHot(data.labels, data.num_classes).to(dev)
         self.cache_sig = signatures(self.keys, self.W, self.temperature)  # [K, C]
         fv, yv = data.val.float().to(dev), data.val_labels.to(dev)
-        affinity = fv @ self.keys.T  # [Nv, K]
-        kl = kl_divergence(signatures(fv, self.W, self.temperature), self.cache_sig)
-        self.ranges = (float(kl.min()), float(kl.max()), float(affinity.min()), float(affinity.max()))
-        zs, kl_logits = zero_shot_logits(fv, self.W), self._kl_logits(fv)
-
-        a, g = torch.tensor(alphas, device=dev), torch.tensor(gammas, device=dev)
-        ag = torch.stack(torch.meshgrid(a, g, indexing="ij"), -1).reshape(-1, 2)  # [nα·nγ, 2], α-major
-        coef = torch.cat([torch.ones(len(ag), 1, device=dev), ag], dim=1)  # rows (1, α, γ)
-        correct = torch.empty(len(betas), len(ag), dtype=torch.long)
-        n, c = zs.shape
-        starts = alpha_chunks(n, c, len(ag))
-        for i, beta in enumerate(tqdm(betas, desc="Tip-X search", unit="beta", leave=False)):
-            cache = torch.exp(-beta * (1.0 - affinity)) @ self.values  # [Nv, C]
-            terms = torch.stack([zs, cache, kl_logits]).reshape(3, n * c)
-            for s in starts:  # every (α, γ) of the chunk in one product: zs + α·cache + γ·kl
-                logits = (coef[s:s + starts.step] @ terms).view(-1, n, c)
-                correct[i, s:s + len(logits)] = count_correct(logits, yv).cpu()
-        grid = correct.reshape(len(betas), len(alphas), len(gammas)).permute(1, 0, 2)  # official order α, β, γ
+        chunks = row_chunks(len(fv), 4 * (4 * len(self.keys) + 8 * data.num_classes), self.memory_budget)
+        self.ranges = self._ranges(fv, chunks)
+        a = torch.tensor(alphas, device=dev, dtype=torch.float32)
+        g = torch.tensor(gammas, device=dev, dtype=torch.float32)
+        correct = torch.zeros(len(betas), len(alphas), len(gammas), dtype=torch.long)
+        for s in tqdm(chunks, desc="Tip-X search", unit="chunk", leave=False, disable=len(chunks) < 2):
+            f, y = fv[s:s + chunks.step], yv[s:s + chunks.step]
+            zs, kl_logits = zero_shot_logits(f, self.W), self._kl_logits(f)
+            distance = (f @ self.keys.T).neg_().add_(1.0)  # 1 − f Kᵀ
+            for i, weights in enumerate(exp_schedule(distance, betas)):  # zs + α·cache + γ·kl on the (α, γ) grid
+                correct[i] += grid_correct(zs, [apply_values(weights, self.values), kl_logits], [a, g], y).cpu()
+        grid = correct.permute(1, 0, 2)  # official order α, β, γ
         ia, ib, ig = torch.unravel_index(torch.argmax(grid.flatten()), grid.shape)  # first maximum
         self.alpha, self.beta, self.gamma = alphas[int(ia)], betas[int(ib)], gammas[int(ig)]
         self.hyper = {"alpha": self.alpha, "beta": self.beta, "gamma": self.gamma,
-                      "val_acc": 100.0 * float(grid.max()) / n}
+                      "val_acc": 100.0 * float(grid.max()) / len(yv)}
         log.info("Tip-X: alpha=%.3g beta=%.3g gamma=%.3g, val %.2f%%", self.alpha, self.beta, self.gamma,
                  self.hyper["val_acc"])
 
     def _predict(self, features: torch.Tensor) -> torch.Tensor:
         logits = zero_shot_logits(features, self.W)
         if self.alpha != 0:
-            logits = logits + self.alpha * torch.exp(-self.beta * (1.0 - features @ self.keys.T)) @ self.values
+            weights = cache_weights(features @ self.keys.T, self.beta, inplace=True)  # exp(−β(1 − f Kᵀ))
+            logits = logits + self.alpha * apply_values(weights, self.values)
         if self.gamma != 0:
             logits = logits + self.gamma * self._kl_logits(features)
         return logits
+
+    def _query_bytes(self) -> int:
+        return 4 * (3 * len(self.keys) + 6 * self._classes)  # affinity, weights, KL; logits

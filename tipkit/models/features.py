@@ -5,18 +5,18 @@ are the mean of raw view features, L2-normalised afterwards (as the official
 code does); query features are normalised with :func:`tipkit.core.cache.l2_normalize`.
 Every cached store is keyed by a hash of all its inputs, so a changed input can
 never reuse a stale file; images are stored by index, so the 1-shot and 16-shot
-runs of a sweep share the rows they have in common.
+runs of a sweep share the rows they have in common. The store itself (append-only
+shards, no locks, damaged shards moved aside and recomputed) is :mod:`tipkit.models.store`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
+import datetime as dt
 import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -26,12 +26,15 @@ from tqdm.auto import tqdm
 from tipkit import paths
 from tipkit.data.registry import Split
 from tipkit.errors import TipkitError
-from tipkit.io import torch_save
+from tipkit.io import write_json
 from tipkit.models.backbone import Backbone, autocast
+from tipkit.models.store import SHARD_FORMAT, FeatureStore
 from tipkit.version import __version__
 
 log = logging.getLogger(__name__)
-STORE_FORMAT = 2  # layout of a feature file ({indices, features}); part of every key
+STORE_FORMAT = SHARD_FORMAT  # layout of a store (a folder of shards); part of every key
+SHARD_ROWS = 10_000  # a long extraction writes a shard about this often, so a killed one keeps its work
+META = "meta.json"
 
 
 def view_transform(image_size: int, mean: tuple, std: tuple) -> T.Compose:
@@ -62,44 +65,62 @@ class _Images(torch.utils.data.Dataset):
         return self.transform(self.split.image(j))
 
 
-def feature_key(bb: Backbone, dataset: str, split: Split, view: "int | None", aug_seed: int) -> str:
-    """Hash of every input that determines a feature store (one per model, split and view)."""
-    parts = {"tipkit": __version__, "format": STORE_FORMAT, "model": bb.name, "weights": bb.weights_id, "precision": bb.precision,
-             "dataset": dataset, "split": split.name, "images": split.fingerprint(),
-             "transform": repr(_transform_for(bb, view)), "view": view,
-             "aug_seed": aug_seed if view is not None else None}
+def key_parts(bb: Backbone, dataset: str, split: Split, view: "int | None", aug_seed: int) -> dict[str, Any]:
+    """Every input that determines a feature store (one per model, split and view)."""
+    return {"tipkit": __version__, "format": STORE_FORMAT, "model": bb.name, "weights": bb.weights_id,
+            "precision": bb.precision, "dataset": dataset, "split": split.name, "images": split.fingerprint(),
+            "transform": repr(_transform_for(bb, view)), "view": view,
+            "aug_seed": aug_seed if view is not None else None}
+
+
+def hash_parts(parts: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Exclusive lock beside ``path`` so concurrent runs extend a store without losing rows."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def feature_key(bb: Backbone, dataset: str, split: Split, view: "int | None", aug_seed: int) -> str:
+    """Hash of every input that determines a feature store (one per model, split and view)."""
+    return hash_parts(key_parts(bb, dataset, split, view, aug_seed))
 
 
-def _load_store(path: Path) -> dict[str, torch.Tensor]:
-    if path.exists():
-        return torch.load(path, map_location="cpu", weights_only=True)
-    return {"indices": torch.empty(0, dtype=torch.long), "features": torch.empty(0)}
+def open_store(bb: Backbone, dataset: str, split: Split, view: "int | None" = None, aug_seed: int = 0) -> FeatureStore:
+    """The feature store of (model, dataset, split, view); its ``meta.json`` says what its key was made of."""
+    parts = key_parts(bb, dataset, split, view, aug_seed)
+    root = paths.feature_cache_dir() / hash_parts(parts)
+    dim = getattr(bb.model.visual, "output_dim", None)
+    store = FeatureStore(root, dim=dim, size=len(split))
+    try:
+        ok = json.loads((root / META).read_text()).get("parts") == parts
+    except (OSError, ValueError, AttributeError):
+        ok = False
+    if not ok:  # written before the first shard, so every store describes itself (rewritten if damaged)
+        write_json(root / META, {"parts": parts, "pretrained": bb.pretrained, "rows_in_split": len(split), "dim": dim,
+                                 "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+    return store
 
 
 @torch.no_grad()
 def _encode(bb: Backbone, split: Split, indices: np.ndarray, view: "int | None", aug_seed: int, batch_size: int,
-            workers: int, desc: str) -> torch.Tensor:
+            workers: int, desc: str, store: "FeatureStore | None" = None,
+            written: "list[Path] | None" = None) -> torch.Tensor:
+    """Features ``[N, D]`` of ``split[indices]``; with a ``store``, every ~SHARD_ROWS rows are added to it
+    as a shard (their paths appended to ``written``), so an interrupted extraction keeps what it finished."""
     seed = None if view is None else aug_seed * 1009 + view
     loader = torch.utils.data.DataLoader(_Images(split, indices, _transform_for(bb, view), seed),
                                          batch_size=batch_size, num_workers=workers)
-    out = []
+    out: list[torch.Tensor] = []
+    pending: list[torch.Tensor] = []  # rows not yet in the store
+    saved = 0
     with torch.random.fork_rng(devices=[]):
         for x in tqdm(loader, desc=desc, unit="batch", leave=False):
             with autocast(bb):
                 out.append(bb.model.encode_image(x.to(bb.device)).float().cpu())
+            pending.append(out[-1])
+            n = sum(len(b) for b in pending)
+            if store is not None and (n >= SHARD_ROWS or saved + n == len(indices)):
+                path = store.add(indices[saved:saved + n], torch.cat(pending))
+                if written is not None:
+                    written.append(path)
+                saved, pending = saved + n, []
     return torch.cat(out)
 
 
@@ -119,22 +140,19 @@ def image_features(bb: Backbone, dataset: str, split: Split, indices: "np.ndarra
     desc = f"{dataset}/{split.name}" + ("" if view is None else f" view {view}")
     if not use_cache:
         return _encode(bb, split, indices, view, aug_seed, batch_size, workers, desc)
-    path = paths.feature_cache_dir() / f"{feature_key(bb, dataset, split, view, aug_seed)}.pt"
-    store = _load_store(path)
-    have = {int(j): r for r, j in enumerate(store["indices"].tolist())}
-    missing = np.unique([j for j in indices.tolist() if j not in have])
+    store = open_store(bb, dataset, split, view, aug_seed)
+    before, idx, feats = store.read()  # damaged shards are moved aside here: their rows count as missing
+    have = {int(j): r for r, j in enumerate(idx.tolist())}
+    missing = np.unique([j for j in indices.tolist() if j not in have]).astype(np.int64)
     if len(missing):
-        new = _encode(bb, split, missing, view, aug_seed, batch_size, workers, desc)
-        with _locked(path):
-            store = _load_store(path)  # another run may have extended it meanwhile
-            known = set(store["indices"].tolist())
-            keep = [r for r, j in enumerate(missing.tolist()) if j not in known]
-            if keep:
-                store = {"indices": torch.cat([store["indices"], torch.as_tensor(missing[keep])]),
-                         "features": torch.cat([store["features"].reshape(-1, new.shape[1]), new[keep]])}
-                torch_save(path, store)
-        have = {int(j): r for r, j in enumerate(store["indices"].tolist())}
-    return store["features"][torch.as_tensor([have[int(j)] for j in indices])]
+        written: list[Path] = []
+        new = _encode(bb, split, missing, view, aug_seed, batch_size, workers, desc, store, written)
+        if set(store.shards()) == set(before) | set(written):  # nobody else wrote: no duplicate rows
+            idx, feats = torch.cat([idx, torch.from_numpy(missing)]), torch.cat([feats.reshape(-1, new.shape[1]), new])
+        else:  # another writer added or compacted shards meanwhile: read the union (first writer wins)
+            _, idx, feats = store.read()
+        have = {int(j): r for r, j in enumerate(idx.tolist())}
+    return feats[torch.as_tensor([have[int(j)] for j in indices])]
 
 
 def view_features(bb: Backbone, dataset: str, split: Split, indices: np.ndarray, views: int,

@@ -1,0 +1,142 @@
+"""Scoring a grid of fusion weights without materialising one logit tensor per grid point.
+
+Every searched method fuses logits linearly in its weights: Tip-Adapter's ``z + α·c`` (one axis), Tip-X's
+``z + α·c + γ·k`` (two axes), APE's ``z + α·c_γ`` (one axis per γ). For one query the logits are affine in
+the weights, so over a box of the grid the winning class is the same everywhere once it is the same at the
+box's corners: the box is the convex hull of its corners, and an affine function that is largest at every
+corner is largest inside. :func:`grid_argmax` therefore evaluates the corners of the whole grid for every
+query, and splits a box further only for the queries whose corners disagree — typically a few percent, at
+the few weights where their prediction changes. The result equals scoring every grid point (up to float
+rounding at a near-tie, which can differ by one query in a cell at the paper's largest shape). Small
+problems (grid points × N × C up to ``DENSE_LIMIT``) are scored point by point, which is cheaper there.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Iterator, Sequence
+
+import torch
+
+DENSE_LIMIT = 1 << 22  # grid points × N × C up to which every point is scored directly (cheaper when small)
+POINT_CHUNK = 1 << 22  # logits materialised at once on the direct path
+BOX_LIMIT = 1 << 16  # box points × unsettled queries × C below which a box is scored directly, not split
+
+
+def _point_logits(base: torch.Tensor, terms: Sequence[torch.Tensor], weights: Sequence[torch.Tensor],
+                  rows: "torch.Tensor | None", point: tuple[int, ...]) -> torch.Tensor:
+    """``base + Σ_a terms[a] · weights[a][point[a]]`` for ``rows`` (all when None): ``[m, C]``, summed left
+    to right as the official codes do."""
+    logits = None
+    for t, w, i in zip(terms, weights, point):
+        term = (t if rows is None else t[rows]) * w[i]
+        logits = term.add_(base if rows is None else base[rows]) if logits is None else logits.add_(term)
+    return logits
+
+
+def _dense_argmax(base: torch.Tensor, terms: Sequence[torch.Tensor], weights: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Every grid point scored directly, in chunks of points: ``[N, J_1, ..., J_d]``."""
+    shape = tuple(len(w) for w in weights)
+    points = list(itertools.product(*(range(j) for j in shape)))
+    idx = torch.tensor(points, dtype=torch.long).view(len(points), len(shape))
+    ws = [w.to(device=base.device, dtype=base.dtype) for w in weights]
+    step = max(1, POINT_CHUNK // max(1, base.numel()))
+    out = []
+    for s in range(0, len(points), step):
+        logits = base.unsqueeze(0)
+        for a, (t, w) in enumerate(zip(terms, ws)):
+            logits = logits + t.unsqueeze(0) * w[idx[s:s + step, a].to(base.device)].view(-1, 1, 1)
+        out.append(logits.argmax(-1))  # [p, N]
+    return torch.cat(out).T.reshape(base.shape[0], *shape)
+
+
+def grid_argmax(base: torch.Tensor, terms: Sequence[torch.Tensor], weights: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Top-1 class of ``base + Σ_a weights[a][j_a] · terms[a]`` at every grid point.
+
+    Args:
+        base: ``[N, C]`` logits that no weight multiplies (e.g. zero-shot logits).
+        terms: one ``[N, C]`` tensor per grid axis.
+        weights: one 1-D tensor per axis (any order; duplicates allowed), the axis' grid values.
+
+    Returns:
+        ``[N, J_1, ..., J_d]`` int64 predictions (ties go to the lowest class index, as ``argmax``).
+    """
+    if len(terms) != len(weights) or not terms:
+        raise ValueError("grid_argmax needs one weight vector per term, and at least one term")
+    n = base.shape[0]
+    if n * base.shape[1] * int(torch.tensor([len(w) for w in weights]).prod()) <= DENSE_LIMIT:
+        return _dense_argmax(base, terms, weights)
+    order = [torch.argsort(w.detach().cpu(), stable=True) for w in weights]
+    ws = [w.to(base.dtype)[o.to(w.device)] for w, o in zip(weights, order)]  # each axis ascending
+    shape = tuple(len(w) for w in ws)
+    pred = torch.empty((n, *shape), dtype=torch.long, device=base.device)
+    box = tuple((0, j - 1) for j in shape)
+    for corner in set(itertools.product(*box)):
+        pred[(slice(None), *corner)] = _point_logits(base, terms, ws, None, corner).argmax(-1)
+    stack = [(box, torch.arange(n, device=base.device))]
+    while stack:
+        box, rows = stack.pop()
+        corners = list(itertools.product(*box))
+        first = pred[(rows, *corners[0])]
+        agree = torch.ones_like(first, dtype=torch.bool)
+        for c in corners[1:]:
+            agree &= pred[(rows, *c)] == first
+        settled = rows[agree]
+        if len(settled):
+            region = (settled, *(slice(lo, hi + 1) for lo, hi in box))
+            pred[region] = first[agree].view(-1, *([1] * len(box)))
+        rows = rows[~agree]
+        spans = [hi - lo for lo, hi in box]
+        axis = max(range(len(box)), key=lambda a: spans[a])
+        if not len(rows) or spans[axis] < 2:
+            continue  # every point of the box is a corner: all are evaluated
+        points = int(torch.tensor([s + 1 for s in spans]).prod())
+        if points * len(rows) * base.shape[1] <= BOX_LIMIT:  # small: score the box's points directly
+            for point in itertools.product(*(range(lo, hi + 1) for lo, hi in box)):
+                pred[(rows, *point)] = _point_logits(base, terms, ws, rows, point).argmax(-1)
+            continue
+        lo, hi = box[axis]
+        mid = (lo + hi) // 2
+        plane = [(b if a != axis else (mid, mid)) for a, b in enumerate(box)]
+        for point in set(itertools.product(*plane)):
+            pred[(rows, *point)] = _point_logits(base, terms, ws, rows, point).argmax(-1)
+        stack.append((tuple(b if a != axis else (lo, mid) for a, b in enumerate(box)), rows))
+        stack.append((tuple(b if a != axis else (mid, hi) for a, b in enumerate(box)), rows))
+    for a, o in enumerate(order):  # back to the caller's order of each axis
+        inverse = torch.empty_like(o)
+        inverse[o] = torch.arange(len(o))
+        pred = pred.index_select(a + 1, inverse.to(pred.device))
+    return pred
+
+
+def grid_correct(base: torch.Tensor, terms: Sequence[torch.Tensor], weights: Sequence[torch.Tensor],
+                 labels: torch.Tensor) -> torch.Tensor:
+    """Number of correct top-1 predictions at every grid point: ``[J_1, ..., J_d]`` int64 (see :func:`grid_argmax`)."""
+    pred = grid_argmax(base, terms, weights)
+    return (pred == labels.view(-1, *([1] * len(terms)))).sum(0)
+
+
+def row_chunks(n: int, bytes_per_row: int, budget: int) -> range:
+    """Starts of row chunks so that ``rows × bytes_per_row`` stays under ``budget`` (at least one row)."""
+    return range(0, n, max(1, budget // max(1, bytes_per_row)))
+
+
+def exp_schedule(distance: torch.Tensor, betas: Sequence[float], anchor_every: int = 8) -> Iterator[torch.Tensor]:
+    """Yield ``exp(−β·distance)`` for each β in turn, reusing one buffer (do not keep the yielded tensor).
+
+    On an evenly spaced β grid (the paper's) consecutive terms differ by the factor ``exp(−Δβ·distance)``, so
+    between exact ``exp`` anchors (every ``anchor_every`` β) each term costs one multiply per element instead of
+    one ``exp``; the relative error stays within a few ulp of float32 (``anchor_every`` multiplies).
+    """
+    betas = [float(b) for b in betas]
+    steps = [b2 - b1 for b1, b2 in zip(betas, betas[1:])]
+    even = len(betas) > 2 and all(abs(s - steps[0]) <= 1e-9 * max(1.0, abs(steps[0])) for s in steps)
+    out = torch.empty_like(distance)
+    factor = torch.exp(distance * -steps[0]) if even else None
+    for i, beta in enumerate(betas):
+        if factor is None or i % anchor_every == 0:
+            torch.mul(distance, -beta, out=out)
+            out.exp_()
+        else:
+            out.mul_(factor)
+        yield out
