@@ -20,7 +20,7 @@ import torch
 
 DENSE_LIMIT = 1 << 22  # grid points × N × C up to which every point is scored directly (cheaper when small)
 POINT_CHUNK = 1 << 22  # logits materialised at once on the direct path
-BOX_LIMIT = 1 << 16  # box points × unsettled queries × C below which a box is scored directly, not split
+BOX_LIMIT = 1 << 20  # box points × unsettled queries × C below which a box is scored directly, not split
 
 
 def _point_logits(base: torch.Tensor, terms: Sequence[torch.Tensor], weights: Sequence[torch.Tensor],
@@ -92,8 +92,8 @@ def grid_argmax(base: torch.Tensor, terms: Sequence[torch.Tensor], weights: Sequ
             continue  # every point of the box is a corner: all are evaluated
         points = int(torch.tensor([s + 1 for s in spans]).prod())
         if points * len(rows) * base.shape[1] <= BOX_LIMIT:  # small: score the box's points directly
-            for point in itertools.product(*(range(lo, hi + 1) for lo, hi in box)):
-                pred[(rows, *point)] = _point_logits(base, terms, ws, rows, point).argmax(-1)
+            sub = _dense_argmax(base[rows], [t[rows] for t in terms], [w[lo:hi + 1] for w, (lo, hi) in zip(ws, box)])
+            pred[(rows, *(slice(lo, hi + 1) for lo, hi in box))] = sub
             continue
         lo, hi = box[axis]
         mid = (lo + hi) // 2
