@@ -22,13 +22,14 @@ D=1,024); ``--n`` overrides N (e.g. 50,000 for the ``paper`` protocol). Results 
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import platform
 import time
 from pathlib import Path
 
 import torch
+
+from results_csv import append_row
 
 from tipkit.core.cache import build_cache
 from tipkit.core.search import grid_search, paper_grid
@@ -116,19 +117,13 @@ def main() -> None:
           f"{t_off * len(alphas) / per_beta_new:.0f}x over the official loop (per beta)")
     print(f"largest accuracy difference (percentage points): vs previous {diff_prev:.4f} "
           f"(one query = {100 / shape['n']:.4f}), vs official {diff_off:.4f}")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    new_file = not OUT.exists()
-    with open(OUT, "a", newline="") as fh:
-        w = csv.writer(fh)
-        if new_file:
-            w.writerow(["shape", "n", "k", "c", "d", "betas", "alphas", "threads", "machine", "official_s_per_point",
+    append_row(OUT, ["shape", "n", "k", "c", "d", "betas", "alphas", "threads", "machine", "official_s_per_point",
                         "previous_s_per_beta", "tipkit_s_per_beta", "tipkit_total_s", "speedup_vs_previous",
-                        "max_diff_vs_previous_pp", "max_diff_vs_official_pp"])
-        w.writerow([args.shape, shape["n"], keys.shape[0], shape["c"], shape["d"], len(betas), len(alphas),
+                        "max_diff_vs_previous_pp", "max_diff_vs_official_pp"],
+               [args.shape, shape["n"], keys.shape[0], shape["c"], shape["d"], len(betas), len(alphas),
                     args.threads, f"{platform.machine()} {os.cpu_count()} cpu", f"{t_off:.4f}",
                     f"{per_beta_prev:.4f}", f"{per_beta_new:.4f}", f"{t_new:.2f}",
                     f"{per_beta_prev / per_beta_new:.2f}", f"{diff_prev:.4f}", f"{diff_off:.4f}"])
-
 
 if __name__ == "__main__":
     main()

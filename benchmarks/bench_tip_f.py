@@ -10,7 +10,6 @@ the values product alone; the full fit is ``epochs`` such epochs plus one valida
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import platform
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from results_csv import append_row
 
 from tipkit.core.cache import OneHot, l2_normalize
 from tipkit.core.finetune import fused_logits
@@ -63,16 +64,10 @@ def main() -> None:
           f"{args.epochs} epochs")
     print(f"tipkit (one-hot per-class sum):         {t_onehot:8.2f} s/epoch -> {t_onehot * args.epochs:8.1f} s "
           f"({t_dense / t_onehot:.2f}x); largest key difference after one epoch {drift:.2e}")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    new = not OUT.exists()
-    with open(OUT, "a", newline="") as fh:
-        w = csv.writer(fh)
-        if new:
-            w.writerow(["shape", "c", "k", "d", "threads", "machine", "official_s_per_epoch", "tipkit_s_per_epoch",
-                        "speedup", "epochs", "max_key_diff"])
-        w.writerow([args.shape, c, k, d, torch.get_num_threads(), f"{platform.machine()} {os.cpu_count()} cpu",
+    append_row(OUT, ["shape", "c", "k", "d", "threads", "machine", "official_s_per_epoch", "tipkit_s_per_epoch",
+                        "speedup", "epochs", "max_key_diff"],
+               [args.shape, c, k, d, torch.get_num_threads(), f"{platform.machine()} {os.cpu_count()} cpu",
                     f"{t_dense:.3f}", f"{t_onehot:.3f}", f"{t_dense / t_onehot:.2f}", args.epochs, f"{drift:.2e}"])
-
 
 if __name__ == "__main__":
     main()
