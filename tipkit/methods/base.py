@@ -264,11 +264,6 @@ def count_correct(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(dim=-1) == labels).sum(dim=-1)
 
 
-def alpha_chunks(n: int, c: int, total: int, budget: int = 2 ** 25) -> range:
-    """Chunk starts so that ``[chunk, N, C]`` logits stay under ``budget`` floats."""
-    return range(0, total, max(1, budget // max(1, n * c)))
-
-
 def dassl_lr(epoch: int, base_lr: float, max_epoch: int, warmup_epochs: int = 1, warmup_lr: float = 1e-5) -> float:
     """Learning rate of 0-based ``epoch`` under Dassl's per-epoch cosine with constant warm-up.
 
