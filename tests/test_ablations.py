@@ -10,8 +10,8 @@ from tipkit.core.fusion import clip_logits, tip_logits
 from tipkit.core.metrics import accuracy
 from tipkit.core.search import grid_search, paper_grid
 from tipkit.errors import TipkitError
-from tipkit.experiments import ablations
-from tipkit.experiments.ablations import AblationData, TipF
+from tipkit.studies import ablations
+from tipkit.studies.ablations import AblationData, TipF
 
 GRID = paper_grid((10.0, 10.0), (12, 6))
 FAST_F = TipF(alpha=1.0, beta=3.0, epochs=3, lr=1e-2, batch_size=32, seed=1)

@@ -10,7 +10,7 @@ from folder_fakes import write_pictures, write_tree
 
 import tipkit
 from tipkit import cli, paths
-from tipkit.experiments.adapter import ADAPTER_FORMAT, MAGIC
+from tipkit.apply.adapter import ADAPTER_FORMAT, MAGIC
 from tipkit.io import save_safetensors
 from tipkit.models import load_state
 

@@ -7,7 +7,7 @@ from test_ablations import FAST_F, GRID, make_data, tip_reference, zero_shot_acc
 
 from tipkit import config
 from tipkit.errors import TipkitError
-from tipkit.experiments import ablations, efficiency
+from tipkit.studies import ablations, efficiency
 
 COLUMNS = ["method", "train_s", "predict_ms_per_image", "encode_ms_per_image", "inference_ms_per_image",
            "train_peak_rss_increase_mib", "infer_peak_rss_increase_mib", "acc", "device", "batch_size"]

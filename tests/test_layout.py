@@ -18,7 +18,7 @@ import tipkit
 
 REPO = Path(__file__).resolve().parent.parent
 LINT = Path(sys.executable).with_name("lint-imports")
-STAGES = ("core", "data", "models", "methods", "experiments", "figures")
+STAGES = ("core", "data", "models", "methods", "apply", "experiments", "studies", "figures", "bench")
 
 # The names the issue fixes as the contract, plus the rest of the face (see tipkit/__init__.py).
 CONTRACT = ("build_cache", "clip_logits", "cache_logits", "tip_logits", "paper_grid", "grid_search", "finetune",
@@ -42,6 +42,11 @@ def test_lint_imports_passes_on_the_package():
     ("data/registry.py", "from tipkit.models import backbone"),  # data may not import models
     ("figures/plots.py", "from tipkit.experiments import pipeline"),  # figures never run experiments
     ("methods/base.py", "from tipkit.models import features"),  # methods see features as tensors only
+    ("experiments/pipeline.py", "from tipkit.bench import runner"),  # nothing below the benchmark imports it
+    ("models/backbone.py", "from tipkit.apply import adapter"),  # the adapters sit above the stages they use
+    ("studies/ablations.py", "from tipkit.experiments import pipeline"),  # studies run no pipeline
+    ("apply/adapter.py", "from tipkit.experiments import report"),  # a saved adapter needs no run or record
+    ("methods/tip.py", "import tipkit.studies.ablations"),  # methods never reach the studies
 ])
 def test_lint_imports_fails_on_a_wrong_direction(tmp_path, module, line):
     """The contracts are not vacuous: one illegal import in a copy of the package breaks them."""
@@ -71,6 +76,18 @@ def test_every_stage_says_what_it_does_and_may_import():
     for stage in STAGES:
         doc = importlib.import_module(f"tipkit.{stage}").__doc__ or ""
         assert "import" in doc and len(doc) > 200, f"tipkit.{stage}.__init__ must say what it does and may import"
+
+
+def _lines(folder: Path) -> int:
+    return sum(len(f.read_text().splitlines()) for f in folder.rglob("*.py"))
+
+
+def test_no_wing_holds_more_than_a_quarter_of_the_package():
+    total = _lines(REPO / "tipkit")
+    sizes = {d.name: _lines(d) for d in (REPO / "tipkit").iterdir() if (d / "__init__.py").exists()}
+    assert set(STAGES) <= set(sizes), sorted(set(STAGES) - set(sizes))
+    big = {name: f"{n / total:.0%}" for name, n in sizes.items() if n > total / 4}
+    assert not big, f"wings over a quarter of tipkit's {total} lines: {big}"
 
 
 def test_contract_names_are_public():

@@ -9,8 +9,8 @@ import pytest
 
 from tipkit import cli, data, paths
 from tipkit.config import make_config
-from tipkit.experiments import plan
-from tipkit.experiments.scale import COLUMNS, write_rows
+from tipkit.bench import plan
+from tipkit.bench.runner import COLUMNS, write_rows
 from tipkit.figures import plots, scale_plots
 
 NB = "notebooks/tip_adapter.ipynb"

@@ -12,8 +12,8 @@ import torch
 from tipkit import cli
 from tipkit.core.metrics import accuracy
 from tipkit.errors import TipkitError
-from tipkit.experiments import scale
-from tipkit.experiments.scale_data import QUICK_SHAPES, SHAPES, Shape, get_shape, make_features
+from tipkit.bench import runner as scale
+from tipkit.bench.features import QUICK_SHAPES, SHAPES, Shape, get_shape, make_features
 
 
 @pytest.fixture
@@ -127,7 +127,7 @@ def test_cuda_without_a_gpu_is_a_clear_error(bench_dir, capsys):
 
 
 def test_encoder_rows_time_forward_and_decoding():
-    from tipkit.experiments.scale_encode import encoder_rows
+    from tipkit.bench.encode import encoder_rows
 
     rows = {r["method"]: r for r in encoder_rows(backbones=("tipkit-standin-mini",), repeat_s=0.1)}
     assert set(rows) == {"encode", "decode"} and {r["status"] for r in rows.values()} == {"ok"}

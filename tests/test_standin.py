@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tipkit import paths
-from tipkit.experiments import standin_card as card
+from tipkit.models.standin import card
 from tipkit.models import standin
 from tipkit.models.backbone import file_sha256, load_backbone, load_state
 from tipkit.models.standin import captions, train

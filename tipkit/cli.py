@@ -58,7 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from tipkit.experiments.predict import main_predict
+    from tipkit.apply.predict import main_predict
 
     return main_predict(args.adapter, args.images, top_k=args.top_k, fmt=args.format, pretrained=args.pretrained,
                         device=args.device, batch_size=args.batch_size, skip_corrupt=args.skip_corrupt)
@@ -81,7 +81,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             "time_min": args.time_min, "cpus": args.cpus, "mem_gb": args.mem_gb}
     sweep = load_sweep(args.config, opts, set_params=dict(_parse_set(v) for v in args.set or []))
     if args.plan:
-        from tipkit.experiments.plan import sweep_plan
+        from tipkit.bench.plan import sweep_plan
 
         print(sweep_plan(sweep, force=args.force))
         return 0
@@ -117,8 +117,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_standin(args: argparse.Namespace) -> int:
-    from tipkit.experiments import standin_card as card
-    from tipkit.models.standin import train
+    from tipkit.models.standin import card, train
 
     if args.action == "train":
         recipe = train.Recipe(**({"steps": args.steps} if args.steps else {}))
@@ -126,16 +125,18 @@ def cmd_standin(args: argparse.Namespace) -> int:
         card.save_training(summary)
         print(f"wrote {args.out}")
     else:
-        print(card.write_card())
+        from tipkit.experiments.pipeline import run
+
+        print(card.write_card(run=run))
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from tipkit.experiments.scale import run_bench
+    from tipkit.bench.runner import run_bench
 
     path = run_bench(args.shapes, args.methods, args.protocols, device=args.device, precision=args.precision,
                      timeout=args.timeout, quick=args.quick, folder=args.out, budget=args.budget)
-    from tipkit.experiments.scale import read_results
+    from tipkit.bench.runner import read_results
 
     df = read_results(path)
     print(df.groupby("status").size().to_string())

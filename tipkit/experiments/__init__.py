@@ -2,15 +2,13 @@
 
 Modules: :mod:`.pipeline` (one run: fit every method on one feature cache, evaluate once on test, two
 protocols), :mod:`.sweep`, :mod:`.notebooks` and :mod:`.workers` (papermill grids, local or Slurm; how
-their worker processes stop), :mod:`.report` (one JSON record per run, aggregation into the book's CSV
-tables), :mod:`.ablation_data` and :mod:`.ablations` (the paper's ablations on cached features),
-:mod:`.efficiency` (time and memory per method), the scale benchmark (:mod:`.scale`: every method at the
-paper's shapes, each in its own process, on :mod:`.scale_data`'s synthetic features; :mod:`.scale_proc` runs
-and measures one task, :mod:`.scale_encode` times the image encoders), :mod:`.plan` (what a sweep or the paper
-profile needs: images to encode, disk, time from the benchmark), :mod:`.standin_card` (measures the stand-in
-for its model card), :mod:`.adapter` (a fitted adapter saved as one portable file, loaded and used on new
-images) and :mod:`.predict` (``tipkit predict``: image files and folders in, top-k tables, JSON or CSV out).
+their worker processes stop) and :mod:`.report` (one JSON record per run, aggregation into the book's CSV
+tables).
 
-What it may import: every stage below it (core, data, models, methods) and the top-level helpers; never
-figures or the CLI. Nothing below imports it.
+Beside it, each in a wing of its own: the paper's studies on cached features (:mod:`tipkit.studies`), a fitted
+adapter kept as a file and applied to new images (:mod:`tipkit.apply`, which a run uses to save its adapter)
+and the scale benchmark with the plans priced from it (:mod:`tipkit.bench`, which uses this stage).
+
+What it may import: every stage below it (core, data, models, methods), :mod:`tipkit.apply` and the top-level
+helpers; never figures, studies, the benchmark or the CLI. Only the benchmark and the CLI import it.
 """

@@ -181,9 +181,9 @@ def run(cfg: RunConfig, save_adapter: "str | Path | None" = None, adapter_method
     """Fit, evaluate and return the run's record (not yet written: see :func:`tipkit.experiments.report.write_record`).
 
     ``save_adapter``: also write the fitted ``adapter_method`` (default: Tip-Adapter-F, else Tip-Adapter,
-    else zero-shot) as one adapter file (:class:`tipkit.experiments.adapter.Adapter`); the record names it.
+    else zero-shot) as one adapter file (:class:`tipkit.apply.adapter.Adapter`); the record names it.
     """
-    from tipkit.experiments import adapter as adapter_mod
+    from tipkit.apply import adapter as adapter_mod
     from tipkit.experiments.report import make_record
 
     if save_adapter is not None:  # bad targets fail before any model work

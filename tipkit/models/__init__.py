@@ -3,11 +3,13 @@
 Modules: :mod:`.backbone` (open_clip models by name and pretrained tag or checkpoint path; the text
 classifier), :mod:`.features` (image features of a split, raw, through an on-disk feature store keyed by
 every input; augmented views for the cache), :mod:`.store` (that store: append-only shards, no locks,
-damaged shards moved aside), :mod:`.cache_admin` (``tipkit cache info|verify|compact|prune``), :mod:`.standin` (the stand-in mini-CLIP, **not CLIP**:
-its open_clip config, committed weights, captions and training recipe).
+damaged shards moved aside), :mod:`.cache_admin` (``tipkit cache info|verify|compact|prune``),
+:mod:`.standin` (the stand-in mini-CLIP, **not CLIP**: its open_clip config, committed weights, captions,
+training recipe and model card, :mod:`.standin.card`).
 
 What it may import: :mod:`tipkit.core`, :mod:`tipkit.data` (for :class:`~tipkit.data.Split`) and the
-top-level helpers (errors, paths, io, version); never methods, experiments or figures.
+top-level helpers (errors, paths, io, version); never methods, apply, experiments, studies, the
+benchmark or figures.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from tipkit.core.metrics import accuracy
 from tipkit.core.search import grid_search, paper_grid
 from tipkit.data.classnames import IMAGENET_TEMPLATES
 from tipkit.errors import TipkitError, choose
-from tipkit.experiments.ablation_data import AblationData, TipF, load_data  # noqa: F401 (part of this module's interface)
+from tipkit.studies.ablation_data import AblationData, TipF, load_data  # noqa: F401 (part of this module's interface)
 
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor

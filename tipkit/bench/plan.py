@@ -4,7 +4,7 @@
 sweep CONFIG --plan``) plans one sweep file: its cells, the images each backbone must encode — once per image
 and view across the sweep, as :func:`tipkit.experiments.pipeline.prepare` extracts them (whole val and test
 splits, the union of every cell's few-shot draw under every augmented view) — the feature store's size on
-disk, and an estimated time per machine kind from the scale benchmark's CSVs (:mod:`.scale`): feature
+disk, and an estimated time per machine kind from the scale benchmark's CSVs (:mod:`.runner`): feature
 extraction priced by the ``encode``/``decode`` rows, each run by its methods' ``fit`` and ``predict`` rows at
 its dataset's shape. The benchmark runs 16 shots, so smaller cells are over-estimated; a ``timeout`` row
 counts as its timeout (the total is then a lower bound, printed with ``≥``).
@@ -25,8 +25,8 @@ from tipkit.config import FIELDS, RunConfig, make_config
 from tipkit.data.check import EXPECTED
 from tipkit.data.fashion_mnist import PER_CLASS as FMNIST_PER_CLASS
 from tipkit.errors import TipkitError
-from tipkit.experiments.scale import load_results
-from tipkit.experiments.scale_data import FMNIST_TEST
+from tipkit.bench.runner import load_results
+from tipkit.bench.features import FMNIST_TEST
 
 if TYPE_CHECKING:  # pragma: no cover
     from tipkit.experiments.sweep import Sweep

@@ -8,7 +8,7 @@ Two rows per backbone, each measured in its own process like every benchmark tas
 - ``decode``: reading one JPEG of ImageNet's typical size (500 × 375) and the model's test preprocessing,
   in one process on the CPU (a DataLoader with ``workers`` processes divides it by about that many).
 
-A sweep's plan (:mod:`tipkit.experiments.plan`) prices feature extraction as images × (encode + decode).
+A sweep's plan (:mod:`tipkit.bench.plan`) prices feature extraction as images × (encode + decode).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from tipkit.experiments.scale_proc import autocast, reset_peak, run_task, status_kib
+from tipkit.bench.proc import autocast, reset_peak, run_task, status_kib
 
 BACKBONES = {"RN50": "none", "tipkit-standin-mini": "standin"}  # name -> pretrained (speed only: weights moot)
 JPEG_SIZE = (500, 375)  # ImageNet's typical image

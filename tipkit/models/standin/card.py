@@ -3,6 +3,11 @@
 Every number in the card is written by code: ``standin train`` records the recipe
 and training summary, ``standin card`` measures accuracy of the committed
 checkpoint through the normal pipeline and renders the Markdown.
+
+The card lives beside the stand-in it describes, in stage 1 (models). Measuring its accuracy runs the whole
+pipeline (stage 6, :mod:`tipkit.experiments.pipeline`), which this stage may not import: so :func:`evaluate`
+takes the run function as an argument, and the caller above both (the CLI's ``standin card``) passes
+``tipkit.experiments.pipeline.run`` in. Rendering and the training section need nothing above this stage.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tipkit import paths
 from tipkit.io import write_json, write_text
@@ -34,9 +39,12 @@ def save_training(summary: dict[str, Any]) -> None:
     write_json(paths.STANDIN_CARD_DATA, card)
 
 
-def evaluate(shots: tuple[int, ...] = CARD_SHOTS, seed: int = 1) -> list[dict[str, Any]]:
+RunFn = Callable[..., dict[str, Any]]  # a RunConfig in, a run record out (tipkit.experiments.pipeline.run)
+
+
+def evaluate(run: RunFn, shots: tuple[int, ...] = CARD_SHOTS, seed: int = 1) -> list[dict[str, Any]]:
+    """Accuracy rows of the committed checkpoint, one per shot count, measured by ``run`` (the pipeline)."""
     from tipkit.config import make_config
-    from tipkit.experiments.pipeline import run
 
     rows = []
     for k in shots:
@@ -99,11 +107,12 @@ Not for any use beyond demonstrating and testing the Tip-Adapter pipeline.
 """
 
 
-def write_card(evaluate_now: bool = True) -> Path:
+def write_card(run: RunFn | None = None) -> Path:
+    """Render ``MODEL_CARD.md``; with ``run`` (the pipeline's run function), re-measure the accuracy first."""
     card = load()
     if "training" not in card:
         raise FileNotFoundError(f"{paths.STANDIN_CARD_DATA} has no training section: run `standin train` first")
-    if evaluate_now:
-        card["evaluation"] = evaluate()
+    if run is not None:
+        card["evaluation"] = evaluate(run)
         write_json(paths.STANDIN_CARD_DATA, card)
     return write_text(CARD_MD, render(card))

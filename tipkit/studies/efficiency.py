@@ -32,7 +32,7 @@ import torch
 from tipkit.core.cache import l2_normalize
 from tipkit.core.metrics import accuracy
 from tipkit.errors import TipkitError
-from tipkit.experiments.ablations import AblationData
+from tipkit.studies.ablations import AblationData
 
 if TYPE_CHECKING:  # pragma: no cover
     from tipkit.methods import FewShotData
@@ -211,7 +211,7 @@ def method_factories(data: "AblationData | FewShotData", names: Sequence[str] = 
     """Factories for methods of the :mod:`tipkit.methods` registry, fitted on ``data``.
 
     A factory builds ``get_method(name, **overrides[name])``, fits it (tuning on val only; the test
-    features of an :class:`~tipkit.experiments.ablations.AblationData` are dropped) and returns its ``predict``
+    features of an :class:`~tipkit.studies.ablations.AblationData` are dropped) and returns its ``predict``
     (logits on the CPU, as every registry method returns them). So Tip-Adapter's training time is its
     cache plus the α/β search (the paper counts it as 0) and Tip-Adapter-F's adds the fine-tuning.
     ``seed`` and ``device`` apply when ``data`` is an AblationData (a FewShotData carries its own).

@@ -23,7 +23,7 @@ import torch
 DEFAULT_TIMEOUT_S = 600.0  # the bound: every method fits in <= 10 minutes
 MIB = 2.0 ** 20
 EXIT_GRACE_S = 30.0  # a finished child gets this long to exit before it is killed
-PRELOAD = ["tipkit.experiments.scale", "tipkit.experiments.scale_data", "tipkit.methods",
+PRELOAD = ["tipkit.bench.runner", "tipkit.bench.features", "tipkit.methods",
            "tipkit.experiments.pipeline"]  # imported once by the fork server
 
 

@@ -23,7 +23,7 @@ from tipkit.core.metrics import accuracy
 from tipkit.data.folder import Tree, is_image, walk
 from tipkit.data.imagefiles import IMG_EXTENSIONS, image_problem
 from tipkit.errors import TipkitError
-from tipkit.experiments.adapter import Adapter, Prediction
+from tipkit.apply.adapter import Adapter, Prediction
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Each (shape, protocol, method) is one task run **in its own process** (multiprocessing ``spawn``), so a
 method's peak memory is its own and a method that runs too long is stopped at ``timeout`` seconds and
 recorded as ``timeout`` instead of holding up the rest. The child builds the synthetic features of the shape
-(:mod:`.scale_data`), fits the method with the settings a run of that dataset would pass
+(:mod:`.features`), fits the method with the settings a run of that dataset would pass
 (:func:`tipkit.experiments.pipeline.method_overrides` on ``make_config(dataset=shape.dataset)``: the registry
 defaults, with the dataset's α/β grid and Tip-Adapter-F training for Tip-Adapter and Tip-Adapter-F), predicts
 the whole test set and reports:
@@ -19,7 +19,7 @@ the whole test set and reports:
   stretches the times: read them beside it).
 
 Rows go to ``benchmarks/results/scale_<machine kind>.csv`` (:func:`machine_kind`), written atomically after
-every task and replaced per (shape, protocol, method, device, precision). Encoder rows (:mod:`.scale_encode`)
+every task and replaced per (shape, protocol, method, device, precision). Encoder rows (:mod:`.encode`)
 join the same file, so a sweep's plan (:mod:`.plan`) can price feature extraction too.
 """
 
@@ -41,8 +41,8 @@ from tqdm.auto import tqdm
 
 from tipkit import paths
 from tipkit.errors import TipkitError, choose
-from tipkit.experiments.scale_data import PROTOCOLS, QUICK_SHAPES, SHAPES, Shape, get_shape
-from tipkit.experiments.scale_proc import DEFAULT_TIMEOUT_S, autocast, phase, run_task, status_kib
+from tipkit.bench.features import PROTOCOLS, QUICK_SHAPES, SHAPES, Shape, get_shape
+from tipkit.bench.proc import DEFAULT_TIMEOUT_S, autocast, phase, run_task, status_kib
 from tipkit.io import atomic_path
 from tipkit.version import __version__
 
@@ -96,7 +96,7 @@ def _child(task: Task, device: str, precision: str, conn: Any) -> None:
         from tipkit.config import make_config
         from tipkit.core.metrics import accuracy
         from tipkit.experiments.pipeline import method_overrides
-        from tipkit.experiments.scale_data import make_features
+        from tipkit.bench.features import make_features
         from tipkit.methods import get_method
 
         dev = torch.device(device)
@@ -127,7 +127,7 @@ def _child(task: Task, device: str, precision: str, conn: Any) -> None:
 
 def run_one(task: Task, device: str = "cpu", precision: str = "fp32",
             timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
-    """One task in its own process (:func:`tipkit.experiments.scale_proc.run_task`): the row's measured part."""
+    """One task in its own process (:func:`tipkit.bench.proc.run_task`): the row's measured part."""
     return run_task(task, device, precision, timeout, target=_child)
 
 
@@ -192,7 +192,7 @@ def run_bench(shapes: "Sequence[str] | None" = None, methods: "Sequence[str] | N
 
     ``shapes``: names from :data:`SHAPES`, run in the order given (default: all, smallest first; ``quick``:
     :data:`QUICK_SHAPES`); ``methods``: registry names and ``encode`` (the image encoders' rows, run first,
-    :mod:`.scale_encode`; default: every method, plus ``encode`` unless ``quick``); ``precision`` is autocast
+    :mod:`.encode`; default: every method, plus ``encode`` unless ``quick``); ``precision`` is autocast
     on CUDA; ``timeout``: seconds per task; ``budget``: seconds for the whole run — no task starts after it,
     and a task it cuts short leaves no row (its timeout row would understate the method).
     """
@@ -210,7 +210,7 @@ def run_bench(shapes: "Sequence[str] | None" = None, methods: "Sequence[str] | N
     start = time.monotonic()
     log.info("scale benchmark: %d tasks on %s -> %s", len(tasks), kind, path)
     if "encode" in methods:
-        from tipkit.experiments.scale_encode import encoder_rows
+        from tipkit.bench.encode import encoder_rows
 
         cap = min(timeout, budget / 4) if budget else timeout  # the encoders get a quarter of a budget at most
         rows = [r for r in encoder_rows(device, precision, cap) if not (r["status"] == "timeout" and cap < timeout)]
