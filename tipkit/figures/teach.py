@@ -152,3 +152,13 @@ def instructive_query(features: torch.Tensor, labels: "torch.Tensor | np.ndarray
     tip_ok = tip_logits(features, class_embeddings, keys, values, alpha, beta).argmax(-1) == y
     hits = torch.nonzero(~zs_ok & tip_ok).flatten()
     return int(hits[0]) if len(hits) else 0
+
+
+from tipkit.figures.checks import (  # noqa: E402  (the exercise checks, public as tipkit.teach.check_*)
+    ExerciseError,
+    check_cache_logits,
+    check_finetune_epoch,
+    check_small_cache,
+    check_tip_logits,
+)
+from tipkit.figures.explorer import alpha_beta_explorer, explorer_data, explorer_html  # noqa: E402
