@@ -1,5 +1,8 @@
 """Figures for the classroom walkthrough: the few-shot images, the cache, one query's affinities,
-and how α and β move a prediction. Every function returns a matplotlib Figure (or a DataFrame)."""
+and how α and β move a prediction. Every function returns a matplotlib Figure (or a DataFrame).
+
+The walkthrough's exercise checks (``check_*``, :mod:`tipkit.figures.checks`) and the α/β explorer
+(``alpha_beta_explorer``, :mod:`tipkit.figures.explorer`) are reached through this module too."""
 
 from __future__ import annotations
 
