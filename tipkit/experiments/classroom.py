@@ -92,7 +92,7 @@ def _tags(cell: nbformat.NotebookNode) -> list[str]:
 
 def split_notebook(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
     """``(student, teacher)`` notebooks from one tagged source notebook."""
-    checks = [c for c in nb.cells if c.cell_type == "code" and "check" in _tags(c)]
+    checks = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code" and "check" in _tags(c)]
     if not any("solution" in _tags(c) for c in nb.cells):
         raise TipkitError("the notebook has no cell tagged 'solution': nothing to split into student and teacher")
     student, teacher = copy.deepcopy(nb), copy.deepcopy(nb)
@@ -105,8 +105,8 @@ def split_notebook(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, nb
             if c.cell_type == "code":
                 c.outputs, c.execution_count = [], None
                 if is_solution and who == "student":
-                    later = [x for x in checks if nb.cells.index(x) > i]
-                    c.source = stub(cell.source, set().union(*(_loaded(x.source) for x in later)) if later else set())
+                    read = set().union(*(_loaded(x.source) for j, x in checks if j > i))
+                    c.source = stub(cell.source, read)
                     c.metadata["tags"] = [t for t in _tags(c) if t != "solution"] + ["exercise"]
             elif c.cell_type == "markdown":
                 if is_solution and who == "student":
