@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tipkit-installed
 SWEEP  ?= configs/demo.yaml
 
-.PHONY: install test book runs report clean
+.PHONY: install test book book-nosolutions classroom wheelhouse runs report clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,22 @@ book: report
 	$(VENV)/bin/jupyter-book build . -n -W --keep-going
 	@touch _build/.book-stamp
 	@echo "book: $(CURDIR)/_build/html/index.html"
+
+# The book without the exercises' solutions (tipkit/sphinx_solutions.py), beside the usual one.
+book-nosolutions: report
+	TIPKIT_HIDE_SOLUTIONS=1 $(VENV)/bin/jupyter-book build . -n -W --keep-going --path-output _build/nosolutions
+	@echo "book without solutions: $(CURDIR)/_build/nosolutions/_build/html/index.html"
+
+# Student notebooks (solutions removed) and teacher notebooks, from notebooks/walkthrough.ipynb.
+classroom: $(STAMP)
+	$(PY) -m tipkit classroom
+
+# For a lab without internet (run where PyPI is reachable, with the lab's Python and platform): every pinned
+# package as a wheel, JupyterLab for the students, and the Fashion-MNIST Debian package. See book/teachers.md.
+WHEEL_EXTRA ?= jupyterlab
+wheelhouse:
+	$(PYTHON) -m pip wheel -r requirements.txt $(WHEEL_EXTRA) -w wheelhouse
+	cd wheelhouse && apt-get download dataset-fashion-mnist
 
 clean:
 	rm -rf _build _results .cache

@@ -144,6 +144,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_classroom(args: argparse.Namespace) -> int:
+    from tipkit.experiments.classroom import build_classroom
+
+    written = build_classroom(args.out)
+    for who, files in written.items():
+        for f in files:
+            print(f"{who}: {f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from tipkit import paths
 
@@ -216,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, help="seconds for the whole run: no task starts after it (default: none)")
     p.add_argument("--out", help="results folder (default: benchmarks/results)")
     p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("classroom", help="write the student (solutions removed) and teacher notebooks")
+    p.add_argument("--out", default=str(paths.REPO / "_build" / "classroom"), help="(default: _build/classroom)")
+    p.set_defaults(func=cmd_classroom)
     return ap
 
 

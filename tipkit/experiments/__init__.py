@@ -2,8 +2,8 @@
 
 Modules: :mod:`.pipeline` (one run: fit every method on one feature cache, evaluate once on test, two
 protocols), :mod:`.sweep`, :mod:`.notebooks` and :mod:`.workers` (papermill grids, local or Slurm; how
-their worker processes stop) and :mod:`.report` (one JSON record per run, aggregation into the book's CSV
-tables).
+their worker processes stop), :mod:`.report` (one JSON record per run, aggregation into the book's CSV
+tables) and :mod:`.classroom` (the walkthrough's student and teacher notebooks, from one tagged source).
 
 Beside it, each in a wing of its own: the paper's studies on cached features (:mod:`tipkit.studies`), a fitted
 adapter kept as a file and applied to new images (:mod:`tipkit.apply`, which a run uses to save its adapter)

@@ -2,7 +2,8 @@
 
 Modules: :mod:`.plots` (results, comparison with the paper, provenance), :mod:`.ablation_plots` (ablation
 curves, heat maps, the efficiency table), :mod:`.scale_plots` (the scale benchmark: cost against scale, what
-fits a laptop CPU), :mod:`.teach` (the walkthrough's pictures of the cache and one query), :mod:`.own_images`
+fits a laptop CPU), :mod:`.teach` (the walkthrough's pictures of the cache and one query; with the exercise checks of
+:mod:`.checks` and the α/β explorer of :mod:`.explorer`), :mod:`.own_images`
 (the "your own images" chapter: accuracy by shots, new images with their top-k).
 
 What it may import: :mod:`tipkit.core` (to show the math on one query), :mod:`tipkit.data` (to show

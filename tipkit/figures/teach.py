@@ -1,5 +1,8 @@
 """Figures for the classroom walkthrough: the few-shot images, the cache, one query's affinities,
-and how α and β move a prediction. Every function returns a matplotlib Figure (or a DataFrame)."""
+and how α and β move a prediction. Every function returns a matplotlib Figure (or a DataFrame).
+
+The walkthrough's exercise checks (``check_*``, :mod:`tipkit.figures.checks`) and the α/β explorer
+(``alpha_beta_explorer``, :mod:`tipkit.figures.explorer`) are reached through this module too."""
 
 from __future__ import annotations
 
@@ -152,3 +155,13 @@ def instructive_query(features: torch.Tensor, labels: "torch.Tensor | np.ndarray
     tip_ok = tip_logits(features, class_embeddings, keys, values, alpha, beta).argmax(-1) == y
     hits = torch.nonzero(~zs_ok & tip_ok).flatten()
     return int(hits[0]) if len(hits) else 0
+
+
+from tipkit.figures.checks import (  # noqa: E402  (the exercise checks, public as tipkit.teach.check_*)
+    ExerciseError,
+    check_cache_logits,
+    check_finetune_epoch,
+    check_small_cache,
+    check_tip_logits,
+)
+from tipkit.figures.explorer import alpha_beta_explorer, explorer_data, explorer_html  # noqa: E402
