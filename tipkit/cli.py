@@ -113,7 +113,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
 def cmd_data(args: argparse.Namespace) -> int:
     from tipkit.data.check import main_check
 
-    return main_check(args.dataset, args.data_root, images=not args.no_images)
+    return main_check(args.dataset, args.data_root, images=not args.no_images, shots=args.shots,
+                      protocol=args.protocol, verbose=args.list_files or args.verbose)
 
 
 def cmd_standin(args: argparse.Namespace) -> int:
@@ -209,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dataset", required=True, help="a paper dataset, or folder:PATH (your own image folder)")
     d.add_argument("--root", dest="data_root", help="the folder holding the datasets (CoOp's layout)")
     d.add_argument("--no-images", action="store_true", help="count files only; do not open every image")
+    d.add_argument("--shots", type=int, metavar="K",
+                   help="folder:PATH: also report classes with fewer than K training images (or, protocol clean, "
+                        "fewer than min(K, 4) validation images) for a run with --shots K")
+    d.add_argument("--protocol", choices=["clean", "paper"], default="clean",
+                   help="folder:PATH with --shots: the protocol of that run (default: clean)")
+    d.add_argument("-v", "--verbose", dest="list_files", action="store_true",
+                   help="folder:PATH: list every ignored file (default: count them)")
     d.set_defaults(func=cmd_data)
     p = sub.add_parser("standin", help="train the stand-in mini-CLIP or write its model card")
     p.add_argument("action", choices=["train", "card"])
