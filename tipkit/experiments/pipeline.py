@@ -29,7 +29,8 @@ from tipkit.data.preflight import preflight
 from tipkit.core.search import MEMORY_BUDGET, grid_search, paper_grid
 from tipkit.errors import TipkitError, choose
 from tipkit.methods import FewShotData, Method, get_method, list_methods
-from tipkit.models.backbone import Backbone, class_embeddings, load_backbone
+from tipkit.models.backbone import (Backbone, check_device, check_weights, class_embeddings, list_backbones,
+                                   load_backbone)
 from tipkit.models.features import image_features, view_features
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ def check_methods(cfg: RunConfig) -> None:
 def validate(cfg: RunConfig) -> data_mod.Dataset:
     """Check the config against the dataset before any model work; return the dataset."""
     check_methods(cfg)
+    check_device(cfg.device)  # no CUDA, a backbone without its weights: one line before any work
+    if cfg.backbone in list_backbones():
+        check_weights(cfg.backbone, cfg.pretrained)
     ds = preflight(cfg)  # folder:PATH: every problem of the tree, counts and files in one error, in seconds
     data_mod.few_shot_for(cfg, ds.split("train"), names=ds.classnames)  # raises on bad shots
     if "val" in ds.splits:
