@@ -100,3 +100,23 @@ def test_ctrl_c_at_any_moment_is_exit_130_without_traceback(tmp_path, delay):
     assert p.returncode == 130, err
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "tipkit: interrupted"
     assert not (tmp_path / "results" / "records").exists()
+
+
+def test_where_files_go_inside_and_outside_a_checkout(monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("TIPKIT_CACHE")
+    monkeypatch.delenv("TIPKIT_RESULTS")
+    assert paths.CHECKOUT  # the tests run from a source checkout: today's defaults
+    assert paths.cache_dir() == paths.REPO / ".cache" / "tipkit" and paths.results_dir() == paths.REPO / "_results"
+    monkeypatch.setattr(paths, "CHECKOUT", False)  # as in site-packages
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
+    assert paths.feature_cache_dir() == tmp_path / "xdg" / "tipkit" / "features"
+    assert paths.records_dir() == tmp_path / "_results" / "records"
+    assert cli.main(["cache", "info"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == [f"feature cache: {tmp_path / 'xdg' / 'tipkit' / 'features'} (from the user's cache directory)",
+                       f"run records: {tmp_path / '_results' / 'records'} (from the current directory)"]
+    monkeypatch.setenv("TIPKIT_RESULTS", str(tmp_path / "mine"))
+    assert cli.main(["cache", "info"]) == 0
+    assert f"run records: {tmp_path / 'mine' / 'records'} (from TIPKIT_RESULTS)" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # info creates nothing

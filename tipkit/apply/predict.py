@@ -169,12 +169,15 @@ def main_predict(adapter_path: str, targets: list[str], top_k: "int | None" = No
             why = "is a folder; name a file" if out.is_dir() else f"folder {out.parent} does not exist"
             raise TipkitError(f"--out {out}: {why}")
     inputs = collect(targets, adapter)
-    if skip_corrupt:
-        inputs, bad = drop_unreadable(inputs)
-        for b in bad:
-            log.warning("skipped unreadable image %s", b)
-        if not inputs.files:
-            raise TipkitError("no readable images left to predict")
+    inputs, bad = drop_unreadable(inputs)  # every file checked before the model loads: all bad ones named at once
+    if bad and not skip_corrupt:
+        raise TipkitError(f"{len(bad)} unreadable image{'s' * (len(bad) != 1)}: {'; '.join(bad[:10])}"
+                          f"{f'; ... and {len(bad) - 10} more' if len(bad) > 10 else ''}; rerun with --skip-corrupt "
+                          "to leave them out, or replace them")
+    for b in bad:
+        log.warning("skipped unreadable image %s", b)
+    if not inputs.files:
+        raise TipkitError("no readable images left to predict")
     bb = adapter.load_backbone(pretrained, device=device)
     pred = adapter.predict(inputs.files, backbone=bb, batch_size=batch_size)
     text, err = render(adapter, inputs, pred, top_k, fmt)

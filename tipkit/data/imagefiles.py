@@ -65,12 +65,12 @@ def to_rgb(im: Image.Image) -> Image.Image:
     """``im`` as an 8-bit RGB image, as a viewer shows it (see the module docstring; EXIF not applied here)."""
     if im.mode in SIXTEEN_BIT:
         a = np.asarray(im, dtype=np.int64)
-        return Image.fromarray((np.clip(a, 0, 65535) // 257).astype(np.uint8), mode="L").convert("RGB")
+        return Image.fromarray((np.clip(a, 0, 65535) // 257).astype(np.uint8)).convert("RGB")  # 2-D uint8: "L"
     if im.mode == "F":
         a = np.asarray(im, dtype=np.float64)
         a = a * 255.0 if a.size and np.nanmax(a) <= 1.0 else a  # float images in [0, 1], else read as [0, 255]
-        return Image.fromarray(np.clip(np.nan_to_num(a), 0, 255).astype(np.uint8), mode="L").convert("RGB")
-    if im.mode == "P" and "transparency" in im.info or im.mode in ("PA", "LA", "La", "RGBA", "RGBa"):
+        return Image.fromarray(np.clip(np.nan_to_num(a), 0, 255).astype(np.uint8)).convert("RGB")
+    if (im.mode == "P" and "transparency" in im.info) or im.mode in ("PA", "LA", "La", "RGBA", "RGBa"):
         rgba = im.convert("RGBA")
         back = Image.new("RGBA", rgba.size, (*BACKGROUND, 255))
         return Image.alpha_composite(back, rgba).convert("RGB")
