@@ -120,3 +120,17 @@ def test_where_files_go_inside_and_outside_a_checkout(monkeypatch, tmp_path, cap
     assert cli.main(["cache", "info"]) == 0
     assert f"run records: {tmp_path / 'mine' / 'records'} (from TIPKIT_RESULTS)" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # info creates nothing
+
+
+def test_every_tipkit_name_the_notebooks_and_book_use_resolves_in_a_fresh_process():
+    """The lazy face: ``tipkit.<name>`` as written in the notebooks and book pages works right after
+    ``import tipkit`` (modules such as ``tipkit.paths``; the public names are checked by test_layout)."""
+    used = set()
+    for f in [*REPO.glob("notebooks/*.ipynb"), *REPO.glob("book/*.md")]:
+        used |= set(re.findall(r"\btipkit\.([A-Za-z_]\w*)\b(?!\.ipynb)", f.read_text()))
+    used -= {"l", "ipynb", "py"}  # the regex's false hits: tipkit.l... in prose, file names
+    code = ("import json, sys, tipkit\nbad = [n for n in json.loads(sys.argv[1]) if not hasattr(tipkit, n)]\n"
+            "print(json.dumps(bad))")
+    r = subprocess.run([sys.executable, "-c", code, json.dumps(sorted(used - set(__import__("tipkit").__all__)))],
+                       capture_output=True, text=True, env=env(), cwd=REPO)
+    assert r.returncode == 0 and json.loads(r.stdout) == [], r.stdout + r.stderr

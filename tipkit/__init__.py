@@ -55,8 +55,15 @@ _FACE: dict[str, str] = {
 }
 
 
+# subpackages and top-level helpers, reached as tipkit.<module> without importing them first
+_MODULES = ("apply", "bench", "cli", "config", "core", "data", "experiments", "figures", "io", "labels", "methods",
+            "models", "paths", "studies")
+
+
 def __getattr__(name: str) -> Any:
     """``tipkit.<name>``: import the stage module behind a public name on first use (then cached here)."""
+    if name in _MODULES:
+        return importlib.import_module(f"tipkit.{name}")  # importing sets the attribute on the package
     where = _FACE.get(name)
     if where is None:
         raise AttributeError(f"module 'tipkit' has no attribute {name!r}")
