@@ -22,7 +22,7 @@ from tipkit import cli, paths
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "open_clip", "pandas", "torchvision", "matplotlib")
 SUBCOMMANDS = (["run"], ["predict"], ["sweep"], ["report"], ["cache"], ["data"], ["data", "check"], ["standin"],
-               ["bench"])
+               ["bench"], ["classroom"])
 
 
 def env() -> dict[str, str]:

@@ -282,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="results folder (default: benchmarks/results)")
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser("classroom", help="write the student (solutions removed) and teacher notebooks")
-    p.add_argument("--out", default=str(paths.REPO / "_build" / "classroom"), help="(default: _build/classroom)")
+    p.add_argument("--out", default=str(paths.REPO / "_build" / "classroom"), metavar="FOLDER",
+                   help="where the student/ and teacher/ notebooks go (default: _build/classroom)")
     p.set_defaults(func=cmd_classroom)
     return ap
 
