@@ -17,7 +17,7 @@ def run_cli(capsys, *argv):
     (["--dataset", "cifar"], "unknown dataset 'cifar'; known: caltech101, dtd, eurosat, fashion-mnist, fgvc_aircraft"),
     (["--backbone", "RN5000", "--dataset", "synthetic"], "unknown backbone 'RN5000'; known: "),
     (["--shots", "0", "--dataset", "synthetic"], "shots must be a positive integer, got 0"),
-    (["--shots", "21", "--dataset", "synthetic"], "shots=21 is more than class 0 holds (20 images)"),
+    (["--shots", "21", "--dataset", "synthetic"], "shots=21 is more than class 'horizontal stripes' holds (20 images)"),
     (["--pretrained", "/no/such.pt", "--dataset", "synthetic"], "checkpoint not found: /no/such.pt"),
     (["--dataset", "fashion-mnist", "--data-root", "/nonexistent"], "Fashion-MNIST not found in /nonexistent"),
     (["--config", "/no/config.yaml"], "config file not found: /no/config.yaml"),

@@ -163,7 +163,7 @@ def test_data_check_reports_classes_counts_ignored_and_bad_files(tmp_path, capsy
     assert out[1].split() == ["class", "train", "val", "test"]
     assert out[2].split() == ["checker", "6", "2", "2"]
     assert out[6].split() == ["total", "24", "8", "8"]
-    assert "shots up to 6" in out[7] and "ignored: 13 non-image files (first: README.txt)" in out[8]
+    assert "shots up to 6" in out[7] and "ignored: 13 non-image files (first: README.txt; -v lists them all)" in out[8]
     assert out[-1].endswith("OK (every image decodes)")
     (root / "checker" / "img_001.png").write_bytes(b"\x89PNG broken")
     assert cli.main(["data", "check", "--dataset", f"folder:{root}"]) == 1
@@ -197,6 +197,7 @@ def test_too_few_validation_images_for_the_clean_protocol(tmp_path, capsys):
     root = write_tree(tmp_path / "p", per_class=10, junk=False)  # 2 val images per class
     code = cli.main(["run", "--dataset", f"folder:{root}", "--shots", "4", "--pretrained", "none"])
     err = capsys.readouterr().err
-    assert code == 2 and "the validation split holds 2 image(s) of class 0 but the clean protocol chooses on " \
-                          "min(shots, 4) = 4 per class; use shots <= 2" in err
+    assert code == 2 and "the clean protocol chooses on min(shots, 4) = 4 validation images per class, but 4 " \
+                         "classes hold fewer ('checker' 2, 'horizontal stripes' 2, 'rings' 2, 'vertical stripes' 2); " \
+                         "use --shots 2 or fewer" in err
     assert not paths.results_dir().exists() and not paths.feature_cache_dir().exists()

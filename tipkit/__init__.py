@@ -18,40 +18,64 @@ This module is the **public face**: notebooks, book pages and users write ``tipk
 ``tipkit.run(cfg)`` ... and internal moves never break them. The names below are a contract. Families of
 functions are reached through their module: ``tipkit.ablations``, ``tipkit.efficiency``, ``tipkit.scale_data``,
 ``tipkit.plots``, ``tipkit.ablation_plots``, ``tipkit.scale_plots``, ``tipkit.teach`` and ``tipkit.own_images``.
+
+Names are imported lazily (a module-level ``__getattr__``, PEP 562): ``import tipkit`` loads no torch, open_clip
+or pandas, so the command line starts fast; ``tipkit.<name>`` imports its stage module on first use and is that
+module's object (``tests/test_layout.py`` checks each one).
 """
 
 from __future__ import annotations
 
-from tipkit.config import RunConfig, load_yaml, make_config
-from tipkit.core import (
-                         FinetuneResult,
-                         SearchResult,
-                         accuracy,
-                         affinity_to_cache,
-                         build_cache,
-                         cache_logits,
-                         clip_logits,
-                         finetune,
-                         grid_search,
-                         l2_normalize,
-                         one_hot,
-                         paper_grid,
-                         tip_logits,
-)
-from tipkit.data import Dataset, Split, get_dataset, list_datasets, sample_few_shot
-from tipkit.data.digits import write_digits_folder
+import importlib
+from typing import Any
+
 from tipkit.errors import TipkitError
-from tipkit.apply.adapter import Adapter, Prediction
-from tipkit.bench import features as scale_data
-from tipkit.bench.plan import fill_plan, paper_plan, sweep_plan
-from tipkit.bench.runner import run_bench
-from tipkit.experiments.pipeline import evaluate, fit, method_overrides, run, validate
-from tipkit.experiments.report import Stopwatch, aggregate, load_records, record_table, write_record, write_study
-from tipkit.figures import ablation_plots, own_images, plots, scale_plots, teach
-from tipkit.methods import HPARAMS, PAPERS, FewShotData, Method, get_method, list_methods
-from tipkit.models import Backbone, class_embeddings, image_features, list_backbones, load_backbone, view_features
-from tipkit.studies import ablations, efficiency
 from tipkit.version import __version__
+
+# public name -> the module that defines it; a name equal to its module's last part is that module itself.
+_CORE = ("FinetuneResult", "SearchResult", "accuracy", "affinity_to_cache", "build_cache", "cache_logits",
+         "clip_logits", "finetune", "grid_search", "l2_normalize", "one_hot", "paper_grid", "tip_logits")
+_FACE: dict[str, str] = {
+    **dict.fromkeys(("RunConfig", "load_yaml", "make_config"), "tipkit.config"),
+    **dict.fromkeys(_CORE, "tipkit.core"),
+    **dict.fromkeys(("Dataset", "Split", "get_dataset", "list_datasets", "sample_few_shot"), "tipkit.data"),
+    "write_digits_folder": "tipkit.data.digits",
+    **dict.fromkeys(("Adapter", "Prediction"), "tipkit.apply.adapter"),
+    "scale_data": "tipkit.bench.features",
+    **dict.fromkeys(("fill_plan", "paper_plan", "sweep_plan"), "tipkit.bench.plan"),
+    "run_bench": "tipkit.bench.runner",
+    **dict.fromkeys(("evaluate", "fit", "method_overrides", "run", "validate"), "tipkit.experiments.pipeline"),
+    **dict.fromkeys(("Stopwatch", "aggregate", "load_records", "record_table", "write_record", "write_study"),
+                    "tipkit.experiments.report"),
+    **{m: f"tipkit.figures.{m}" for m in ("ablation_plots", "own_images", "plots", "scale_plots", "teach")},
+    **dict.fromkeys(("HPARAMS", "PAPERS", "FewShotData", "Method", "get_method", "list_methods"), "tipkit.methods"),
+    **dict.fromkeys(("Backbone", "class_embeddings", "image_features", "list_backbones", "load_backbone",
+                     "view_features"), "tipkit.models"),
+    **{m: f"tipkit.studies.{m}" for m in ("ablations", "efficiency")},
+}
+
+
+# subpackages and top-level helpers, reached as tipkit.<module> without importing them first
+_MODULES = ("apply", "bench", "cli", "config", "core", "data", "experiments", "figures", "io", "labels", "methods",
+            "models", "paths", "studies")
+
+
+def __getattr__(name: str) -> Any:
+    """``tipkit.<name>``: import the stage module behind a public name on first use (then cached here)."""
+    if name in _MODULES:
+        return importlib.import_module(f"tipkit.{name}")  # importing sets the attribute on the package
+    where = _FACE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'tipkit' has no attribute {name!r}")
+    module = importlib.import_module(where)
+    value = module if where == "tipkit.bench.features" or where.rsplit(".", 1)[1] == name else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     # stage 0: data

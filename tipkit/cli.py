@@ -13,24 +13,59 @@ from tipkit.errors import TipkitError
 log = logging.getLogger("tipkit")
 
 
+# What each run option accepts (its default is appended); --methods lists tipkit.labels' names, which a test
+# keeps equal to the method registry's, so that --help imports no torch.
+RUN_HELP = {
+    "dataset": "a registered dataset (fashion-mnist, synthetic, dtd, oxford_pets, imagenet, ...) or folder:PATH "
+               "(your own images: PATH/<class>/<image>; folder:PATH?val=F&test=F&seed=N sets the split)",
+    "backbone": "an open_clip model name (tipkit-standin-mini, RN50, ViT-B-16, ...)",
+    "pretrained": "the backbone's weights: standin (the committed stand-in) | none (random, smoke tests) | PATH "
+                  "(a checkpoint file) | tag (an open_clip tag, e.g. openai for RN50)",
+    "device": "torch device: cpu | cuda | cuda:N | mps",
+    "precision": "fp32 | fp16 | bf16 (autocast on CUDA; the CPU runs fp32)",
+    "data_root": "the folder holding the datasets (CoOp's layout); also the base of a relative folder:PATH",
+    "out": "the run record's path (default: <results>/records/<run name>.json)",
+    "shots": "K: images per class in the cache",
+    "seed": "seed of the few-shot draw, augmentation and Tip-Adapter-F's shuffling",
+    "augment_views": "augmented views of each few-shot image averaged into the cache keys (paper: 10)",
+    "epochs": "Tip-Adapter-F training epochs",
+    "batch_size": "images per batch (feature extraction and Tip-Adapter-F)",
+    "workers": "DataLoader worker processes for feature extraction (0: in this process)",
+    "init_alpha": "alpha while Tip-Adapter-F trains (and before the search)",
+    "init_beta": "beta while Tip-Adapter-F trains (and before the search)",
+    "lr": "Tip-Adapter-F's AdamW learning rate",
+    "search_scale": "BETA ALPHA: the largest beta and alpha of the hyperparameter grid",
+    "search_step": "BETA ALPHA: the number of beta and alpha grid points",
+}
+
+
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML file of run settings (flags override it)")
+    from tipkit.labels import METHOD_LABELS
+
+    p.add_argument("--config", metavar="FILE", help="YAML file of run settings (keys as the flags, with _; "
+                                                     "flags override it)")
     d = RunConfig()
     for name in ("dataset", "backbone", "pretrained", "device", "precision", "data_root", "out"):
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, help=f"(default: {getattr(d, name)})")
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, help=f"{RUN_HELP[name]} (default: {getattr(d, name)})")
     for name in ("shots", "seed", "augment_views", "epochs", "batch_size", "workers"):
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, help=f"(default: {getattr(d, name)})")
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int,
+                       help=f"{RUN_HELP[name]} (default: {getattr(d, name)})")
     for name in ("init_alpha", "init_beta", "lr"):
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, help=f"(default: {getattr(d, name)})")
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float,
+                       help=f"{RUN_HELP[name]} (default: {getattr(d, name)}, or the dataset's)")
     for name in ("search_scale", "search_step"):
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, nargs=2, type=float if name == "search_scale" else int,
-                       metavar=("BETA", "ALPHA"), help=f"(default: {getattr(d, name)})")
-    p.add_argument("--methods", nargs="+", help=f"methods to run (default: {' '.join(d.methods)})")
-    p.add_argument("--protocol", choices=["clean", "paper"], help="(default: clean)")
-    p.add_argument("--sampler", choices=["tipkit", "official"], help="few-shot draw (default: tipkit)")
+                       metavar=("BETA", "ALPHA"), help=f"{RUN_HELP[name]} (default: {getattr(d, name)}, or the dataset's)")
+    p.add_argument("--methods", nargs="+", metavar="METHOD",
+                   help=f"methods to run, any of: {', '.join(METHOD_LABELS)} (default: {' '.join(d.methods)})")
+    p.add_argument("--protocol", choices=["clean", "paper"],
+                   help="clean: every choice on min(K, 4) val images per class; paper: the official code's (full val "
+                        "split, Tip-Adapter-F's epoch chosen on test) (default: clean)")
+    p.add_argument("--sampler", choices=["tipkit", "official"],
+                   help="few-shot draw: tipkit's per-class numpy draw or the official random.sample (default: tipkit)")
     p.add_argument("--download", action="store_true", default=None, help="fetch missing images where torchvision can")
     p.add_argument("--skip-corrupt", action="store_true", default=None,
-                   help="skip unreadable images (counted in the record) instead of stopping")
+                   help="leave unreadable images out (listed in the record) instead of stopping before any work")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -61,7 +96,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from tipkit.apply.predict import main_predict
 
     return main_predict(args.adapter, args.images, top_k=args.top_k, fmt=args.format, pretrained=args.pretrained,
-                        device=args.device, batch_size=args.batch_size, skip_corrupt=args.skip_corrupt)
+                        device=args.device, batch_size=args.batch_size, skip_corrupt=args.skip_corrupt, out=args.out)
 
 
 def _parse_set(text: str) -> tuple[str, object]:
@@ -113,7 +148,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
 def cmd_data(args: argparse.Namespace) -> int:
     from tipkit.data.check import main_check
 
-    return main_check(args.dataset, args.data_root, images=not args.no_images)
+    return main_check(args.dataset, args.data_root, images=not args.no_images, shots=args.shots,
+                      protocol=args.protocol, verbose=args.list_files or args.verbose)
 
 
 def cmd_standin(args: argparse.Namespace) -> int:
@@ -158,32 +194,39 @@ def build_parser() -> argparse.ArgumentParser:
     from tipkit import paths
 
     ap = argparse.ArgumentParser(prog="python -m tipkit", description=__doc__)
-    ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug messages")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="one run: zero-shot, Tip-Adapter, Tip-Adapter-F; writes a JSON record")
     _add_run_flags(p)
     p.add_argument("--save-adapter", metavar="FILE", help="also write the fitted adapter to FILE (one portable file)")
-    p.add_argument("--adapter-method", help="method to save (default: tip_adapter_f, else tip_adapter, else zero_shot)")
+    p.add_argument("--adapter-method", metavar="METHOD", help="method to save: tip_adapter_f | tip_adapter | zero_shot | "
+                   "zero_shot_single (default: tip_adapter_f, else tip_adapter, else zero_shot)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("predict", help="classify images with a saved adapter (tipkit run --save-adapter FILE)")
     p.add_argument("--adapter", required=True, metavar="FILE", help="an adapter file written by --save-adapter")
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER",
                    help="image files or folders (a folder of <class>/<image> also gets an accuracy line)")
-    p.add_argument("--top-k", type=int, default=3, help="classes shown per image (default: 3)")
+    p.add_argument("--top-k", type=int, default=None, metavar="K",
+                   help="classes shown per image, at most the adapter's (default: min(3, the adapter's classes))")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="format", action="store_const", const="json", help="print JSON")
     fmt.add_argument("--csv", dest="format", action="store_const", const="csv", help="print CSV")
-    p.set_defaults(format="table")
-    p.add_argument("--pretrained", help="where the adapter's backbone weights are (default: as saved; sha256-checked)")
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.set_defaults(format=None)
+    p.add_argument("--out", metavar="FILE", help="write the table/JSON/CSV to FILE (atomically; format from --json/"
+                                                 "--csv, else FILE's extension .json/.csv, else a table)")
+    p.add_argument("--pretrained", help="the adapter's backbone weights: PATH (a checkpoint) | tag | standin | none; "
+                                        "must be the weights it was fitted with (default: as saved; sha256-checked)")
+    p.add_argument("--device", default="cpu", help="torch device: cpu | cuda | cuda:N | mps (default: cpu)")
     p.add_argument("--batch-size", type=int, help="images per batch (default: the run's)")
     p.add_argument("--skip-corrupt", action="store_true", help="leave unreadable images out instead of stopping")
     p.set_defaults(func=cmd_predict)
     p = sub.add_parser("sweep", help="run a grid of notebook executions described in a YAML file")
     p.add_argument("config", help="sweep YAML (see configs/demo.yaml)")
-    p.add_argument("--executor", choices=["local", "slurm", "submitit-local"], help="(default: the file's, else local)")
+    p.add_argument("--executor", choices=["local", "slurm", "submitit-local"],
+                   help="where cells run: local processes, Slurm, or submitit's local executor (default: the file's, "
+                        "else local)")
     p.add_argument("--jobs", type=int, help="cells at once (local processes or Slurm array parallelism)")
-    p.add_argument("--partition", help="Slurm partition")
+    p.add_argument("--partition", help="Slurm partition name")
     p.add_argument("--gpus", type=int, help="GPUs per Slurm job (default 1)")
     p.add_argument("--time-min", type=int, help="Slurm time limit per cell, minutes (default 60)")
     p.add_argument("--cpus", type=int, help="CPUs per Slurm job (default 8)")
@@ -195,11 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the cells, the images to encode, the feature store's size and the estimated time")
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("report", help="aggregate run records into the book's CSV tables")
-    p.add_argument("--records", default=None, help="records folder (default: <results>/records)")
-    p.add_argument("--out", default=str(paths.BOOK_DATA))
+    p.add_argument("--records", default=None, metavar="FOLDER", help="records folder (default: <results>/records)")
+    p.add_argument("--out", default=str(paths.BOOK_DATA), metavar="FOLDER",
+                   help="where the aggregated CSV tables go (default: %(default)s)")
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("cache", help="the feature cache: info, verify (exit 1 if damaged), compact, prune")
-    p.add_argument("action", choices=["info", "verify", "compact", "prune"])
+    p.add_argument("action", choices=["info", "verify", "compact", "prune"],
+                   help="info: where the cache and records are, and each store; verify: read every shard back; "
+                        "compact: merge shards; prune: list (or --apply: remove) what can go")
     p.add_argument("--older-than", metavar="DATE", help="prune: also stores last written before DATE (2025-01-31)")
     p.add_argument("--data-root", help="prune: the folder holding the datasets, to check their images")
     p.add_argument("--apply", action="store_true", help="prune: remove (default: only list what would go)")
@@ -209,25 +255,35 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dataset", required=True, help="a paper dataset, or folder:PATH (your own image folder)")
     d.add_argument("--root", dest="data_root", help="the folder holding the datasets (CoOp's layout)")
     d.add_argument("--no-images", action="store_true", help="count files only; do not open every image")
+    d.add_argument("--shots", type=int, metavar="K",
+                   help="folder:PATH: also report classes with fewer than K training images (or, protocol clean, "
+                        "fewer than min(K, 4) validation images) for a run with --shots K")
+    d.add_argument("--protocol", choices=["clean", "paper"], default="clean",
+                   help="folder:PATH with --shots: the protocol of that run (default: clean)")
+    d.add_argument("-v", "--verbose", dest="list_files", action="store_true",
+                   help="folder:PATH: list every ignored file (default: count them)")
     d.set_defaults(func=cmd_data)
     p = sub.add_parser("standin", help="train the stand-in mini-CLIP or write its model card")
-    p.add_argument("action", choices=["train", "card"])
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--out", default=str(paths.STANDIN_CHECKPOINT))
+    p.add_argument("action", choices=["train", "card"], help="train: retrain the stand-in; card: re-measure it and "
+                                                              "rewrite its model card")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
+    p.add_argument("--out", default=str(paths.STANDIN_CHECKPOINT), metavar="FILE",
+                   help="where the weights go (default: the committed checkpoint)")
     p.set_defaults(func=cmd_standin)
     p = sub.add_parser("bench", help="the scale benchmark: every method at the paper's shapes, on synthetic features")
     p.add_argument("--quick", action="store_true", help="small shapes only, no encoder rows (seconds; for tests)")
     p.add_argument("--shapes", nargs="+", help="shape names (default: every paper dataset's; --quick: tiny small)")
     p.add_argument("--methods", nargs="+", help="registry methods and 'encode' (default: all but CoOp, + encode)")
-    p.add_argument("--protocols", nargs="+", default=["clean", "paper"], help="(default: clean paper)")
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--protocols", nargs="+", default=["clean", "paper"], help="clean and/or paper (default: clean paper)")
+    p.add_argument("--device", default="cpu", help="torch device: cpu | cuda | cuda:N | mps (default: cpu)")
     p.add_argument("--precision", default="fp32", help="fp32, or fp16/bf16 autocast on CUDA (default: fp32)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per method and shape (default: 600)")
     p.add_argument("--budget", type=float, help="seconds for the whole run: no task starts after it (default: none)")
     p.add_argument("--out", help="results folder (default: benchmarks/results)")
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser("classroom", help="write the student (solutions removed) and teacher notebooks")
-    p.add_argument("--out", default=str(paths.REPO / "_build" / "classroom"), help="(default: _build/classroom)")
+    p.add_argument("--out", default=str(paths.REPO / "_build" / "classroom"), metavar="FOLDER",
+                   help="where the student/ and teacher/ notebooks go (default: _build/classroom)")
     p.set_defaults(func=cmd_classroom)
     return ap
 
@@ -247,14 +303,20 @@ def _close_bars() -> None:
 
 
 def main(argv: "list[str] | None" = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
+    """The command line: 0 on success, 2 with one ``tipkit: error:`` line for bad input, 130 on Ctrl-C (at any
+    moment, the heavy imports of a subcommand included)."""
     try:
+        args = build_parser().parse_args(argv)
+        setup_logging(args.verbose)
         return args.func(args)
     except TipkitError as e:
         _close_bars()
         print(f"tipkit: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        try:
+            _close_bars()
+        except Exception:  # noqa: BLE001 (tqdm half-imported when Ctrl-C came during the imports)
+            pass
         print("tipkit: interrupted", file=sys.stderr)
         return 130

@@ -22,12 +22,12 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
 from tipkit.core.cache import OneHot, as_one_hot, l2_normalize
 from tipkit.core.fusion import clip_logits, tip_logits
-from tipkit.data.imagefiles import open_image
+from tipkit.data.imagefiles import open_image, to_rgb
 from tipkit.errors import TipkitError
 from tipkit.io import save_safetensors
 from tipkit.methods import Method
@@ -69,6 +69,44 @@ def check_target(path: "str | Path") -> Path:
     return path
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_names(v: Any) -> bool:
+    return isinstance(v, list) and len(v) > 0 and all(isinstance(x, str) for x in v)
+
+
+# header key -> (check, what it must be); optional keys may be missing or null
+HEADER_KEYS: dict[str, tuple[Any, str, bool]] = {
+    "method": (lambda v: isinstance(v, str), "a method name", True),
+    "alpha": (_is_number, "a number", True),
+    "beta": (lambda v: v is None or _is_number(v), "a number or null", True),
+    "classnames": (_is_names, "a non-empty list of strings", True),
+    "templates": (lambda v: _is_names(v) and all("{}" in t for t in v), "a non-empty list of strings with '{}'", True),
+    "backbone": (lambda v: isinstance(v, dict) and all(isinstance(v.get(k), str) for k in
+                                                       ("name", "pretrained", "weights", "precision")),
+                 "an object of strings name, pretrained, weights, precision", True),
+    "class_folders": (lambda v: v is None or _is_names(v), "a list of strings or null", False),
+    "batch_size": (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0),
+                   "a positive integer or null", False),
+    "preprocess": (lambda v: isinstance(v, str), "a string", False),
+}
+
+
+def _check_header(info: Any) -> None:
+    """The header's JSON has every key of :data:`HEADER_KEYS` with the right type (ValueError otherwise)."""
+    if not isinstance(info, dict):
+        raise ValueError(f"its header must be a JSON object, got {type(info).__name__}")
+    for key, (ok, want, required) in HEADER_KEYS.items():
+        if key not in info:
+            if required:
+                raise ValueError(f"header key {key!r} is missing")
+            continue
+        if not ok(info[key]):
+            raise ValueError(f"header key {key!r} must be {want}, got {json.dumps(info[key])[:60]}")
+
+
 @dataclass
 class Prediction:
     """Predictions for ``N`` images: ``probs [N, C]`` (softmax of the logits) over ``classnames``."""
@@ -88,9 +126,11 @@ class Prediction:
         return [self.classnames[int(i)] for i in self.indices]
 
     def top(self, k: int = 3) -> list[list[tuple[str, float]]]:
-        """Per image, the ``k`` most probable ``(class name, probability)``, most probable first."""
-        if not 1 <= k <= len(self.classnames):
-            raise TipkitError(f"top-k must be between 1 and {len(self.classnames)} (the classes), got {k}")
+        """Per image, the ``min(k, classes)`` most probable ``(class name, probability)``, most probable first
+        (the default 3 gives both classes of a two-class adapter)."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise TipkitError(f"top-k must be a positive integer, got {k!r}")
+        k = min(int(k), len(self.classnames))
         order = np.argsort(-self.probs, axis=1, kind="stable")[:, :k]
         return [[(self.classnames[int(j)], float(p[j])) for j in row] for p, row in zip(self.probs, order)]
 
@@ -173,11 +213,12 @@ class Adapter:
                               f"(format {ADAPTER_FORMAT}); upgrade tipkit")
         try:
             info = json.loads(header["tipkit"])
+            _check_header(info)
             a = cls(info.pop("method"), tensors["class_embeddings"].float(), tensors.get("keys"), tensors.get("values"),
                     float(info.pop("alpha")), info.pop("beta"), list(info.pop("classnames")),
                     list(info.pop("templates")), dict(info.pop("backbone")), info, str(path))
             a._check()
-        except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, json.JSONDecodeError) as e:
             raise TipkitError(f"{path} is a damaged tipkit adapter ({type(e).__name__}: {e})") from None
         return a
 
@@ -218,10 +259,15 @@ class Adapter:
                         self.source)
         return bb
 
-    def predict(self, images: Sequence["Image.Image | str | Path"], backbone: "Backbone | None" = None,
-                batch_size: "int | None" = None, device: "str | torch.device" = "cpu") -> Prediction:
-        """Classify PIL images (or image files): ``Prediction`` with ``labels``, ``indices [N]``, ``probs [N, C]``.
-        Images are encoded in batches of ``batch_size`` (default: the run's) with a progress bar."""
+    def predict(self, images: "Sequence[Image.Image | str | Path] | Image.Image | str | Path",
+                backbone: "Backbone | None" = None, batch_size: "int | None" = None,
+                device: "str | torch.device" = "cpu") -> Prediction:
+        """Classify PIL images or image files (one, or a sequence): ``Prediction`` with ``labels``,
+        ``indices [N]``, ``probs [N, C]``. Images are read as a viewer shows them (EXIF orientation applied;
+        :func:`tipkit.data.imagefiles.open_image`) and encoded in batches of ``batch_size`` (default: the
+        run's) with a progress bar."""
+        if isinstance(images, (str, Path, Image.Image)):
+            images = [images]
         if len(images) == 0:
             raise TipkitError("no images to predict")
         bb = backbone or self.load_backbone(device=device)
@@ -230,8 +276,10 @@ class Adapter:
 
 
 def _image(item: "Image.Image | str | Path") -> Image.Image:
+    """An image as a viewer shows it: a file through :func:`open_image`, a PIL image with its EXIF orientation
+    applied and its mode converted the same way."""
     if isinstance(item, Image.Image):
-        return item.convert("RGB")
+        return to_rgb(ImageOps.exif_transpose(item))
     return open_image(Path(item))
 
 

@@ -5,8 +5,9 @@ name), the datasets themselves (:mod:`.fashion_mnist`, :mod:`.synthetic`, the Co
 :mod:`.paper`, ImageNet and its shifts in :mod:`.imagenet`, file-backed splits in :mod:`.imagefiles`,
 torchvision downloads in :mod:`.download`, your own image folders as ``folder:PATH`` in
 :mod:`.folder`), class names and prompt templates (:mod:`.classnames`), both
-few-shot samplers (tipkit's in :mod:`.fewshot`, the official one in :mod:`.fewshot_official`) and
-``tipkit data check`` (:mod:`.check`).
+few-shot samplers (tipkit's in :mod:`.fewshot`, the official one in :mod:`.fewshot_official`),
+``tipkit data check`` (:mod:`.check`), the pass over your own folder that ``data check`` and ``run`` make
+before any work (:mod:`.preflight`) and the text files you write beside your images (:mod:`.textfiles`).
 
 What it may import: :mod:`tipkit.errors`, :mod:`tipkit.paths`, :mod:`tipkit.io` and its own modules; never
 models, methods, experiments or figures (declared in ``pyproject.toml``, checked by ``lint-imports``).

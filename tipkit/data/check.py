@@ -1,5 +1,6 @@
 """``tipkit data check``: compare a paper dataset on disk with CoOp's numbers, one line per problem; for
-``folder:PATH`` (your own images) report the classes, images per split, ignored and unreadable files.
+``folder:PATH`` (your own images) report the classes, images per split, ignored files and notes, then every
+problem :mod:`tipkit.data.preflight` finds, in one pass (the same pass ``tipkit run`` makes first).
 
 Checks, in order: the dataset builds (split files and image folders in place — otherwise the
 loader's one-line error is the only finding), the number of classes, the size of every split, classes
@@ -19,6 +20,7 @@ import numpy as np
 from tipkit.data import paper as datasets_paper
 from tipkit.data.folder import PREFIX as FOLDER_PREFIX
 from tipkit.data.imagefiles import image_problem
+from tipkit.data.preflight import folder_problems
 from tipkit.data.registry import Dataset, get_dataset
 from tipkit.errors import TipkitError, choose
 
@@ -110,12 +112,15 @@ def check_dataset(name: str, root: "str | Path | None" = None, *, images: bool =
     return out
 
 
-def folder_report(name: str, root: "str | Path | None" = None, *, images: bool = True) -> tuple[list[str], list[str]]:
-    """``(report lines, problems)`` of folder dataset ``name`` (``folder:PATH``): layout and split rule, images
-    per class and split, the largest shot count it allows, ignored files; problems: the builder's error,
-    or (``images=True``) every image that does not decode."""
+def folder_report(name: str, root: "str | Path | None" = None, *, images: bool = True, shots: "int | None" = None,
+                  protocol: str = "clean", verbose: bool = False) -> tuple[list[str], list[str]]:
+    """``(report lines, problems)`` of folder dataset ``name`` (``folder:PATH``) in one pass: layout and split
+    rule, images per class and split, the largest shot count it allows, ignored files (each listed with
+    ``verbose``, else counted), notes (animated images); problems: every one :mod:`tipkit.data.preflight`
+    finds (the tree's, the counts' for ``shots``/``protocol``, and with ``images`` every file that does not
+    decode), or the builder's error when the folder cannot be read as a dataset at all."""
     try:
-        ds = get_dataset(name, root=root, download=False)
+        ds = get_dataset(name, root=root, download=False, strict=False)
     except TipkitError as e:
         return [], [str(e)]
     info, order = ds.info, [k for k in ("train", "val", "test") if k in ds.splits]
@@ -128,21 +133,32 @@ def folder_report(name: str, root: "str | Path | None" = None, *, images: bool =
         out.append(f"  {cname:<{width}}" + "".join(f"{int(counts[k][c]):>8}" for k in order))
     out.append(f"  {'total':<{width}}" + "".join(f"{len(ds.splits[k]):>8}" for k in order))
     out.append(f"  shots up to {int(counts['train'].min())} (the fewest training images of a class)")
-    ignored = info["ignored_files"]
-    out.append(f"  ignored: {ignored} non-image file{'s' * (ignored != 1)}"
-               + (f" (first: {info['ignored'][0]})" if ignored else ""))
-    problems = _file_lines(name, Path(info["path"]), ds) if images else []
+    ignored = sorted(ds.report["ignored"])  # type: ignore[attr-defined]
+    n = len(ignored)
+    if verbose:
+        out.append(f"  ignored: {n} non-image file{'s' * (n != 1)}" + (":" if n else ""))
+        out += [f"    {f}" for f in ignored]
+    else:
+        out.append(f"  ignored: {n} non-image file{'s' * (n != 1)}"
+                   + (f" (first: {ignored[0]}; -v lists them all)" if n else ""))
+    problems, notes = folder_problems(ds, shots, protocol, images=images)
+    out += [f"  note: {line}" for line in notes]
     return out, problems
 
 
-def main_check(dataset: str, root: "str | Path | None" = None, images: bool = True) -> int:
+def main_check(dataset: str, root: "str | Path | None" = None, images: bool = True, shots: "int | None" = None,
+               protocol: str = "clean", verbose: bool = False) -> int:
     """Print :func:`check_dataset`'s lines (or one OK line); return 0 when clean, else 1. For ``folder:PATH``
-    print :func:`folder_report`'s report, then its problems."""
+    print :func:`folder_report`'s report, then every problem (``shots``, ``protocol``: the run to check for)."""
     if dataset.startswith(FOLDER_PREFIX):
-        lines, problems = folder_report(dataset, root, images=images)
-        for line in lines + problems:
+        lines, problems = folder_report(dataset, root, images=images, shots=shots, protocol=protocol, verbose=verbose)
+        for line in lines:
             print(line)
-        if not problems:
+        if problems:
+            print(f"{dataset}: {len(problems)} problem{'s' * (len(problems) != 1)}:")
+            for line in problems:
+                print(f"  - {line}")
+        else:
             print(f"{dataset}: OK{' (every image decodes)' if images else ''}")
         return 1 if problems else 0
     problems = check_dataset(dataset, root, images=images)

@@ -9,15 +9,21 @@ from tipkit.data.registry import Split
 from tipkit.errors import TipkitError
 
 
-def few_shot_for(cfg: object, train: Split, shots: "int | None" = None) -> np.ndarray:
-    """The few-shot draw of a run config: tipkit's sampler or the official one (``cfg.sampler``)."""
+def few_shot_for(cfg: object, train: Split, shots: "int | None" = None,
+                 names: "list[str] | None" = None) -> np.ndarray:
+    """The few-shot draw of a run config: tipkit's sampler or the official one (``cfg.sampler``); ``names``
+    (the class names) make errors name the class."""
     k, seed = shots or cfg.shots, cfg.seed  # type: ignore[attr-defined]
     if getattr(cfg, "sampler", "tipkit") == "official":
         return sample_few_shot_official(train.labels, k, seed)
-    return sample_few_shot(train.labels, k, seed)
+    return sample_few_shot(train.labels, k, seed, names=names)
 
 
-def sample_few_shot(labels: np.ndarray, shots: int, seed: int) -> np.ndarray:
+def _cls(c: int, names: "list[str] | None") -> str:
+    return f"class {names[c]!r}" if names is not None and 0 <= c < len(names) else f"class {c}"
+
+
+def sample_few_shot(labels: np.ndarray, shots: int, seed: int, names: "list[str] | None" = None) -> np.ndarray:
     """Pick ``shots`` indices per class from ``labels [N]``, deterministically in ``seed``.
 
     Returns indices ``[C·shots]`` grouped by class (class 0 first). Sampling is
@@ -31,13 +37,13 @@ def sample_few_shot(labels: np.ndarray, shots: int, seed: int) -> np.ndarray:
     for c in np.unique(labels):
         pool = np.flatnonzero(labels == c)
         if len(pool) < shots:
-            raise TipkitError(f"shots={shots} is more than class {int(c)} holds ({len(pool)} images); "
+            raise TipkitError(f"shots={shots} is more than {_cls(int(c), names)} holds ({len(pool)} images); "
                               f"use shots <= {min(np.bincount(labels)[np.unique(labels)])}")
         out.append(rng.choice(pool, size=int(shots), replace=False))
     return np.concatenate(out)
 
 
-def val_for(cfg: object, val: Split) -> np.ndarray:
+def val_for(cfg: object, val: Split, names: "list[str] | None" = None) -> np.ndarray:
     """The validation images a run may choose on: all of them under the ``paper`` protocol (Tip-Adapter's
     code), ``min(K, 4)`` per class under ``clean`` (CoOp's), drawn with the run's sampler and seed."""
     if getattr(cfg, "protocol", "clean") == "paper":
@@ -49,7 +55,7 @@ def val_for(cfg: object, val: Split) -> np.ndarray:
     short = np.flatnonzero((counts > 0) & (counts < k))
     if len(short):
         c = int(short[0])
-        raise TipkitError(f"the validation split holds {counts[c]} image(s) of class {c} but the clean protocol "
+        raise TipkitError(f"the validation split holds {counts[c]} image(s) of {_cls(c, names)} but the clean protocol "
                           f"chooses on min(shots, 4) = {k} per class; use shots <= {int(counts[counts > 0].min())}, "
                           "protocol paper, or more validation images")
     return np.sort(sample_few_shot(val.labels, k, seed + 7919))  # its own stream: not the train draw's

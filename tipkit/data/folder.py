@@ -12,11 +12,20 @@ The rule is part of the name: ``folder:PATH?val=0.1&test=0.3&seed=2`` (a relativ
 ``root`` when one is given). Class names are the folder names with ``_`` and ``-`` read as spaces, or
 come from an optional ``PATH/classnames.txt`` (lines ``<folder> <class name>``, CoOp's ImageNet format);
 prompts from an optional ``PATH/templates.txt`` (one per line, each with one ``{}``), else ``a photo of a
-{}.``. Images are found by extension (:data:`IMG_EXTENSIONS`, in sub-folders of a class folder too);
-other files are ignored and counted. Unreadable images follow the corrupt-image policy of
-:mod:`tipkit.data.imagefiles` (``skip_corrupt``). The split rule and every file's size and mtime are in
-each split's :meth:`~tipkit.data.Split.fingerprint` (so an edited folder never reuses stale features),
-and the layout, rule and counts in ``Dataset.info`` (so in the run record).
+{}.``; both text files are UTF-8, with or without a BOM, any line ending (:mod:`tipkit.data.textfiles`).
+Images are found by extension (:data:`VIEWER_EXTENSIONS`, in sub-folders of a class folder too) and read
+as a viewer shows them (EXIF orientation applied, 16-bit scaled, transparency on white, GIFs' first
+frame: :func:`tipkit.data.imagefiles.open_image`); other files are ignored and counted. Unreadable images
+follow the corrupt-image policy of :mod:`tipkit.data.imagefiles` (``skip_corrupt``).
+
+Problems of the tree (a class folder without images, a val/test class without train images, class folders
+whose names read the same, bad lines in the text files) are gathered, not stopped at: the builder raises
+one error listing all of them, or with ``strict=False`` (``tipkit data check``) records them in
+``Dataset.report["problems"]`` (beside ``report["ignored"]``, every ignored file) and builds what it can.
+
+The split rule, the read mode and every file's size and mtime are in each split's
+:meth:`~tipkit.data.Split.fingerprint` (so an edited folder never reuses stale features), and the layout,
+rule and counts in ``Dataset.info`` (so in the run record).
 """
 
 from __future__ import annotations
@@ -31,8 +40,9 @@ from urllib.parse import parse_qsl
 
 import numpy as np
 
-from tipkit.data.imagefiles import IMG_EXTENSIONS, RawSplit, finish
+from tipkit.data.imagefiles import VIEWER_EXTENSIONS, RawSplit, finish
 from tipkit.data.registry import Dataset, register_prefix
+from tipkit.data.textfiles import read_lines
 from tipkit.errors import TipkitError
 
 log = logging.getLogger(__name__)
@@ -42,6 +52,7 @@ SPLIT_DIRS = ("train", "val", "test")
 CLASSNAMES_FILE, TEMPLATES_FILE = "classnames.txt", "templates.txt"
 DEFAULT_TEMPLATE = "a photo of a {}."
 DEFAULTS: dict[str, float] = {"val": 0.2, "test": 0.2, "seed": 0}
+READ = "viewer"  # how images are read (tipkit.data.imagefiles.open_image); in every split's fingerprint
 
 
 @dataclass
@@ -55,7 +66,7 @@ class Tree:
 
 
 def is_image(name: str) -> bool:
-    return not name.startswith(".") and name.lower().endswith(IMG_EXTENSIONS)
+    return not name.startswith(".") and name.lower().endswith(VIEWER_EXTENSIONS)
 
 
 def walk(folder: Path, base: Path, tree: Tree, into: "list[str] | None") -> None:
@@ -114,38 +125,63 @@ def parse_spec(spec: str, root: "str | Path | None" = None) -> tuple[Path, dict[
     return path.resolve(), rule, given
 
 
-def read_classnames(path: Path, folders: list[str]) -> list[str]:
-    """Display names ``[C]`` for the class ``folders``: ``_``/``-`` read as spaces, or ``classnames.txt``."""
-    names = {f: " ".join(f.replace("_", " ").replace("-", " ").split()) or f for f in folders}
+def display_name(folder: str) -> str:
+    """A class folder's name as a class name: ``_`` and ``-`` read as spaces, runs of spaces as one."""
+    return " ".join(folder.replace("_", " ").replace("-", " ").split()) or folder
+
+
+def read_classnames(path: Path, folders: list[str], problems: "list[str] | None" = None) -> list[str]:
+    """Display names ``[C]`` for the class ``folders``: :func:`display_name`, or ``classnames.txt``. A bad line
+    is appended to ``problems`` (raised when None) and the folder keeps its default name."""
+    names = {f: display_name(f) for f in folders}
     file = path / CLASSNAMES_FILE
     if file.is_file():
-        for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(read_lines(file), 1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             folder, _, name = line.strip().partition(" ")
             if folder not in names or not name.strip():
-                raise TipkitError(f"{file}:{n}: {line.strip()!r} must be '<class folder> <class name>' with a "
-                                  f"class folder of {path} ({', '.join(folders[:5])}{', ...' if len(folders) > 5 else ''})")
+                msg = (f"{file}:{n}: {line.strip()!r} must be '<class folder> <class name>' with a class folder of "
+                       f"{path} ({', '.join(folders[:5])}{', ...' if len(folders) > 5 else ''})")
+                if problems is None:
+                    raise TipkitError(msg)
+                problems.append(msg)
+                continue
             names[folder] = name.strip()
     return [names[f] for f in folders]
 
 
-def read_templates(path: Path) -> list[str]:
-    """Prompt templates from ``templates.txt`` (one per line, one ``{}`` each), else the default one."""
+def name_collisions(folders: list[str], names: list[str]) -> list[str]:
+    """One problem line per class name (compared without case) that more than one class folder reads as."""
+    groups: dict[str, list[str]] = {}
+    for f, n in zip(folders, names, strict=True):
+        groups.setdefault(n.casefold(), []).append(f)
+    return [f"class folders {', '.join(repr(f) for f in fs)} all read as class name {names[folders.index(fs[0])]!r}; "
+            f"merge or rename them, or give each its own name in {CLASSNAMES_FILE}"
+            for fs in groups.values() if len(fs) > 1]
+
+
+def read_templates(path: Path, problems: "list[str] | None" = None) -> list[str]:
+    """Prompt templates from ``templates.txt`` (one per line, one ``{}`` each), else the default one. A bad
+    line is appended to ``problems`` (raised when None) and left out."""
     file = path / TEMPLATES_FILE
     if not file.is_file():
         return [DEFAULT_TEMPLATE]
-    out = []
-    for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+    out, bad = [], []
+    for n, line in enumerate(read_lines(file), 1):
         t = line.strip()
         if not t or t.startswith("#"):
             continue
         if t.count("{}") != 1:
-            raise TipkitError(f"{file}:{n}: template {t!r} must hold exactly one '{{}}' (where the class name goes)")
+            bad.append(f"{file}:{n}: template {t!r} must hold exactly one '{{}}' (where the class name goes)")
+            continue
         out.append(t)
-    if not out:
-        raise TipkitError(f"{file} holds no template; write one per line, e.g. {DEFAULT_TEMPLATE!r}, or delete it")
-    return out
+    if not out and not bad:
+        bad.append(f"{file} holds no template; write one per line, e.g. {DEFAULT_TEMPLATE!r}, or delete it")
+    if bad and problems is None:
+        raise TipkitError(bad[0])
+    (problems if problems is not None else []).extend(bad)
+    return out or [DEFAULT_TEMPLATE]
 
 
 def carve(per_class: list[list[str]], fractions: dict[str, float], seed: int, folders: list[str],
@@ -176,7 +212,8 @@ def _raw(pairs: list[tuple[str, int]]) -> RawSplit:
     return [p for p, _ in pairs], [y for _, y in pairs]
 
 
-def _check_classes(path: Path, pool: Tree, pool_name: str) -> list[str]:
+def _check_classes(path: Path, pool: Tree, pool_name: str, problems: list[str]) -> list[str]:
+    """The class folders of ``pool``; fewer than 2 is an error, each class folder without images a problem."""
     folders = sorted(pool.images)
     if len(folders) < 2:
         found = f" ({', '.join(folders)})" if folders else ""
@@ -185,16 +222,24 @@ def _check_classes(path: Path, pool: Tree, pool_name: str) -> list[str]:
     for f in folders:
         if not pool.images[f]:
             junk = sum(1 for r in pool.ignored if f"/{f}/" in f"/{r}")
-            raise TipkitError(f"folder dataset {path}: class folder {pool_name}/{f} holds no images"
-                              f"{f' ({junk} non-image files ignored)' if junk else ''}; add images "
-                              f"({', '.join(IMG_EXTENSIONS)}) or remove the folder")
+            problems.append(f"class folder {pool_name}/{f} holds no images"
+                            f"{f' ({junk} non-image files ignored)' if junk else ''}; add images "
+                            f"({', '.join(VIEWER_EXTENSIONS)}) or remove the folder")
     return folders
 
 
+def _problems_error(path: Path, problems: list[str]) -> TipkitError:
+    if len(problems) == 1:
+        return TipkitError(f"folder dataset {path}: {problems[0]}")
+    return TipkitError(f"folder dataset {path} has {len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
 def folder_dataset(spec: str, root: "str | Path | None" = None, download: bool = False,
-                   skip_corrupt: bool = False) -> Dataset:
-    """The dataset ``folder:<spec>`` (see the module docstring); ``download`` is ignored."""
+                   skip_corrupt: bool = False, strict: bool = True) -> Dataset:
+    """The dataset ``folder:<spec>`` (see the module docstring); ``download`` is ignored. The tree's problems
+    are one error listing them all, or (``strict=False``) in ``report["problems"]``."""
     path, rule, given = parse_spec(spec, root)
+    problems: list[str] = []
     if not path.is_dir():
         raise TipkitError(f"folder dataset {path}: {'no such folder' if not path.exists() else 'not a folder'}; "
                           f"pass {PREFIX}PATH with PATH/<class>/<image> or PATH/train|test/<class>/<image>")
@@ -215,12 +260,11 @@ def folder_dataset(spec: str, root: "str | Path | None" = None, download: bool =
         for f in sorted(path.iterdir()):
             if f.is_file() and f.name not in (CLASSNAMES_FILE, TEMPLATES_FILE):
                 tree.ignored.append(f.name)
-        folders = _check_classes(path, parts["train"], "train")
+        folders = _check_classes(path, parts["train"], "train", problems)
         for d in present:
-            extra = sorted(set(parts[d].images) - set(folders))
-            if extra:
-                raise TipkitError(f"folder dataset {path}: class folder {d}/{extra[0]} has no train/{extra[0]}; "
-                                  "every class needs training images")
+            for extra in sorted(set(parts[d].images) - set(folders)):
+                problems.append(f"class folder {d}/{extra} has no train/{extra}; every class needs training "
+                                "images")
         lab = {f: i for i, f in enumerate(folders)}
         splits = {d: [(r, lab[f]) for f in folders for r in parts[d].images.get(f, [])]
                   for d in present if d != "train"}
@@ -233,13 +277,17 @@ def folder_dataset(spec: str, root: "str | Path | None" = None, download: bool =
             applied, layout = {"val": rule["val"]}, "train/test folders, val carved from train"
     else:
         tree = scan(path, path)
-        folders = _check_classes(path, tree, str(path))
+        folders = _check_classes(path, tree, str(path), problems)
         applied, layout = {"val": rule["val"], "test": rule["test"]}, "one pool, split by fractions"
         splits = carve([tree.images[f] for f in folders], applied, int(rule["seed"]), folders)
     raw = {k: _raw(splits[k]) for k in SPLIT_DIRS}
-    ds = finish(f"{PREFIX}{path}", path, read_classnames(path, folders), read_templates(path), raw,
-                skip_corrupt=skip_corrupt)
-    how = {"layout": layout, "fractions": applied, "seed": int(rule["seed"])}
+    names = read_classnames(path, folders, problems)
+    problems += name_collisions(folders, names)
+    templates = read_templates(path, problems)
+    if problems and strict:
+        raise _problems_error(path, problems)
+    ds = finish(f"{PREFIX}{path}", path, names, templates, raw, skip_corrupt=skip_corrupt, read=READ)
+    how = {"layout": layout, "fractions": applied, "seed": int(rule["seed"]), "read": READ}
     for s in ds.splits.values():
         stamps = hashlib.sha256("\n".join(tree.stamps.get(i, "?") for i in s.ids).encode()).hexdigest()
         s.salt = json.dumps({**how, "files": stamps}, sort_keys=True)
@@ -248,6 +296,7 @@ def folder_dataset(spec: str, root: "str | Path | None" = None, download: bool =
     ds.info = {"kind": "folder", "path": str(path), **how, "class_folders": folders,
                "sizes": {k: len(s) for k, s in ds.splits.items()}, "ignored_files": len(tree.ignored),
                "ignored": tree.ignored[:20], "fingerprints": {k: s.fingerprint() for k, s in ds.splits.items()}}
+    ds.report = {"problems": problems, "ignored": tree.ignored}  # for data check (strict=False); not in records
     return ds
 
 

@@ -25,10 +25,12 @@ from tipkit.core.finetune import finetune
 from tipkit.core.fusion import tip_logits
 from tipkit.core.grid import row_chunks
 from tipkit.core.metrics import accuracy
+from tipkit.data.preflight import preflight
 from tipkit.core.search import MEMORY_BUDGET, grid_search, paper_grid
 from tipkit.errors import TipkitError, choose
 from tipkit.methods import FewShotData, Method, get_method, list_methods
-from tipkit.models.backbone import Backbone, class_embeddings, load_backbone
+from tipkit.models.backbone import (Backbone, check_device, check_weights, class_embeddings, list_backbones,
+                                   load_backbone)
 from tipkit.models.features import image_features, view_features
 
 log = logging.getLogger(__name__)
@@ -62,10 +64,13 @@ def check_methods(cfg: RunConfig) -> None:
 def validate(cfg: RunConfig) -> data_mod.Dataset:
     """Check the config against the dataset before any model work; return the dataset."""
     check_methods(cfg)
-    ds = data_mod.dataset_for(cfg)
-    data_mod.few_shot_for(cfg, ds.split("train"))  # raises on bad shots
+    check_device(cfg.device)  # no CUDA, a backbone without its weights: one line before any work
+    if cfg.backbone in list_backbones():
+        check_weights(cfg.backbone, cfg.pretrained)
+    ds = preflight(cfg)  # folder:PATH: every problem of the tree, counts and files in one error, in seconds
+    data_mod.few_shot_for(cfg, ds.split("train"), names=ds.classnames)  # raises on bad shots
     if "val" in ds.splits:
-        data_mod.val_for(cfg, ds.split("val"))  # raises when val is too small for the protocol
+        data_mod.val_for(cfg, ds.split("val"), names=ds.classnames)  # raises when val is too small for the protocol
     for key in ("augment_views", "epochs", "batch_size"):
         if getattr(cfg, key) < 1:
             raise TipkitError(f"{key} must be >= 1, got {getattr(cfg, key)}")

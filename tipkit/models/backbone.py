@@ -83,12 +83,47 @@ def load_state(path: "str | Path") -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def check_device(device: "str | torch.device") -> torch.device:
+    """``device`` as a torch device this machine has; otherwise one TipkitError saying what is available."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise TipkitError(f"unknown device {str(device)!r}; known: cpu, cuda, cuda:N, mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "torch was built without CUDA" if torch.version.cuda is None else "no CUDA device is visible"
+            raise TipkitError(f"device {str(device)!r}: this machine has no CUDA ({why}); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise TipkitError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA "
+                              f"device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise TipkitError(f"device {str(device)!r}: MPS is not available on this machine; use --device cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise TipkitError(f"device {str(device)!r} is not supported; known: cpu, cuda, cuda:N, mps")
+    return dev
+
+
+def check_weights(name: str, pretrained: "str | None") -> None:
+    """``standin`` names the stand-in's committed checkpoint, which only fits the stand-in backbone; another
+    backbone with it is one error naming the tags to pass instead (``none`` and paths are checked on load)."""
+    if pretrained != DEFAULT_PRETRAINED or name == DEFAULT_BACKBONE:
+        return
+    import open_clip
+
+    tags = open_clip.list_pretrained_tags_by_model(name) if name in open_clip.list_models() else []
+    hint = (f"--pretrained {tags[0]}" + (f" (open_clip's tags for {name}: {', '.join(tags)})" if len(tags) > 1 else "")
+            if tags else "--pretrained PATH (a checkpoint; open_clip has no tag for it)")
+    raise TipkitError(f"--pretrained standin is the stand-in's checkpoint, for backbone {DEFAULT_BACKBONE} only; "
+                      f"for {name} pass {hint}, or --pretrained none (random weights, smoke tests)")
+
+
 def resolve_pretrained(name: str, pretrained: "str | None") -> tuple["str | None", str]:
     """Map ``pretrained`` (tag, path, ``standin`` or ``none``) to (open_clip argument, weights id)."""
     import open_clip
 
     if pretrained in (None, "", RANDOM_INIT):
         return None, "random-init"
+    check_weights(name, pretrained)
     if pretrained == DEFAULT_PRETRAINED:
         pretrained = str(paths.STANDIN_CHECKPOINT)
     if Path(pretrained).is_file():
@@ -124,7 +159,7 @@ def load_backbone(name: str = DEFAULT_BACKBONE, pretrained: "str | None" = DEFAU
         raise TipkitError(f"unknown backbone {name!r}; known: {', '.join(list_backbones())}")
     if precision not in ("fp32", "fp16", "bf16"):
         raise TipkitError(f"unknown precision {precision!r}; known: bf16, fp16, fp32")
-    device = torch.device(device)
+    device = check_device(device)
     arg, weights_id = resolve_pretrained(name, pretrained)
     if arg is None:
         torch.manual_seed(init_seed)

@@ -207,13 +207,14 @@ def command(action: str, older_than: "str | None" = None, data_root: "str | None
     root = paths.feature_cache_dir()
     if action == "info":
         rows = info()
+        head = [f"{what}: {folder} (from {why})" for what, folder, why in paths.where()]
         if not rows:
-            return [f"no feature stores in {root}"], 0
+            return head + [f"no feature stores in {root}"], 0
         cols = list(rows[0])
         width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
         lines = ["  ".join(c.ljust(width[c]) for c in cols)]
         lines += ["  ".join(str(r[c]).ljust(width[c]) for c in cols) for r in rows]
-        return lines + [f"{len(rows)} stores, {sum(r['shards'] for r in rows)} shards, "
+        return head + lines + [f"{len(rows)} stores, {sum(r['shards'] for r in rows)} shards, "
                         f"{sum(r['MB'] for r in rows):.1f} MB in {root}"], 0
     if action == "verify":
         bad = verify()
