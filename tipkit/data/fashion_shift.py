@@ -26,6 +26,11 @@ from tipkit.data.imagenet import TestOnlyDataset
 from tipkit.data.registry import Dataset, Split, register
 
 V2_SEED = 2019  # the re-collection's fixed seed (part of the dataset's definition, never a run seed)
+V2_SCALE = (0.85, 1.0)  # re-framing: zoom range
+V2_ROTATE = 8.0  # degrees, either way
+V2_SHIFT = 2.0  # pixels, either way, along each axis
+V2_GAMMA = (0.7, 1.4)  # exposure: gamma range (log-uniform)
+V2_BLUR = 0.5  # a slightly softer lens: Gaussian blur radius, pixels
 SHIFTS = ("fashion-mnist-sketch", "fashion-mnist-v2")
 
 
@@ -44,9 +49,9 @@ def recollect(img: np.ndarray, index: int, seed: int = V2_SEED) -> np.ndarray:
     """A mild, deterministic change of acquisition of test image ``index`` (``[H, W]`` uint8 -> same):
     scale, rotation and shift about the centre, then gamma, then a slight blur; drawn from ``(seed, index)``."""
     rng = np.random.default_rng([seed, index])
-    scale, angle = rng.uniform(0.85, 1.0), np.deg2rad(rng.uniform(-8.0, 8.0))
-    tx, ty = rng.uniform(-2.0, 2.0, size=2)
-    gamma = float(np.exp(rng.uniform(np.log(0.7), np.log(1.4))))
+    scale, angle = rng.uniform(*V2_SCALE), np.deg2rad(rng.uniform(-V2_ROTATE, V2_ROTATE))
+    tx, ty = rng.uniform(-V2_SHIFT, V2_SHIFT, size=2)
+    gamma = float(np.exp(rng.uniform(np.log(V2_GAMMA[0]), np.log(V2_GAMMA[1]))))
     h, w = img.shape
     cx, cy = (w - 1) / 2, (h - 1) / 2
     cos, sin = np.cos(angle) / scale, np.sin(angle) / scale  # output -> input (inverse map)
@@ -57,8 +62,18 @@ def recollect(img: np.ndarray, index: int, seed: int = V2_SEED) -> np.ndarray:
     out = Image.fromarray(img, mode="L").transform((w, h), Image.Transform.AFFINE, (a, b, c, d, e, f),
                                                    resample=Image.Resampling.BILINEAR)
     arr = 255.0 * (np.asarray(out, dtype=np.float32) / 255.0) ** gamma
-    out = Image.fromarray((arr + 0.5).astype(np.uint8), mode="L").filter(ImageFilter.GaussianBlur(0.5))
+    out = Image.fromarray((arr + 0.5).astype(np.uint8), mode="L").filter(ImageFilter.GaussianBlur(V2_BLUR))
     return np.asarray(out)
+
+
+def describe() -> dict[str, str]:
+    """Each shifted set's recipe in words, from the constants above (for the book)."""
+    return {"fashion-mnist-v2": (f"re-framed (scale {V2_SCALE[0]:g}–{V2_SCALE[1]:g}, rotation up to ±{V2_ROTATE:g}°, "
+                                 f"shift up to ±{V2_SHIFT:g} px), exposed differently (gamma {V2_GAMMA[0]:g}–"
+                                 f"{V2_GAMMA[1]:g}) and through a slightly softer lens (Gaussian blur {V2_BLUR:g} px), "
+                                 f"drawn per image from seed {V2_SEED}"),
+            "fashion-mnist-sketch": "the Sobel gradient magnitude, scaled to its 99th percentile per image and "
+                                    "sharpened into strokes by a square root"}
 
 
 def _shifted(name: str, base: Dataset, make: "callable") -> Dataset:

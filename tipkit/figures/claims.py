@@ -65,11 +65,11 @@ CLAIMS = (
           rules.interior_optimum, "ablations", "ImageNet and RN50 CLIP weights", "B"),
     Claim(7, "Under distribution shift Tip-Adapter(-F) keeps a gain over zero-shot.", "Table 5",
           "fitted on the source dataset, Tip-Adapter and Tip-Adapter-F > zero-shot on every shifted test set "
-          "(16 shots)", rules.shift_gain, "shift", "ImageNet, ImageNet-V2, ImageNet-Sketch and RN50 CLIP weights",
+          "(16 shots)", rules.shift_gain, "miniature", "ImageNet, ImageNet-V2, ImageNet-Sketch and RN50 CLIP weights",
           "C"),
     Claim(8, "The gains hold across backbones.", "Table 3",
           "for every backbone at 16 shots: Tip-Adapter > zero-shot and Tip-Adapter-F > Tip-Adapter",
-          rules.across_backbones, "backbones", "ImageNet and RN50, RN101, ViT-B/32, ViT-B/16 CLIP weights", "D"),
+          rules.across_backbones, "miniature", "ImageNet and RN50, RN101, ViT-B/32, ViT-B/16 CLIP weights", "D"),
     Claim(9, "Tip-Adapter needs no training, and its inference costs about what zero-shot's does.", "Table 1",
           "Tip-Adapter's inference time per image ≤ 1.25 × zero-shot's, and its fitting ≤ 0.1 × "
           "Tip-Adapter-F's training time", rules.cheap_inference, "efficiency",
@@ -225,8 +225,9 @@ def claims_table(v: "pd.DataFrame | None" = None, plans: "pd.DataFrame | None" =
             "claim": f"<b>{c.number}.</b> {html.escape(c.claim)}<br><i>criterion: {html.escape(c.criterion)}</i>",
             "paper": ("the reference: the authors' code" if c.number == 10 else
                       f"{_cell(paper)}<br><small>{html.escape(c.source)}</small>"),
-            "stand-in (this book)": f'{_cell(by[c.number, "stand-in"])}<br><small><a href="{c.page}.html">'
-                                    f"{c.page}</a></small>",
+            "stand-in (this book)": _cell(by[c.number, "stand-in"]) + (
+                f'<br><small>page: <a href="{c.page}.html">{c.page}</a></small>'
+                if (paths.BOOK / f"{c.page}.md").exists() else ""),
             "real CLIP (records here)": _cell(by[c.number, "CLIP"]),
             "to test on CLIP": f"{html.escape(c.needs)}; {planned(c, plans)}; command {c.command}",
         })

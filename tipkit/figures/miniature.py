@@ -46,7 +46,7 @@ def shift_table(data: "str | Path" = paths.BOOK_DATA, dataset: str = "fashion-mn
     cols = [dataset] + sorted(c for c in wide.columns if c != dataset)
     wide = wide[cols].rename(columns=lambda c: SHIFT_NAMES.get(c, c))
     wide.index = wide.index.map(lambda m: METHOD_LABELS.get(m, m))
-    return wide.loc[present(list(wide.index))].rename_axis(None)
+    return wide.loc[present(list(wide.index))].rename_axis(None).rename_axis(None, axis=1)
 
 
 def paper_shift_table(reported: "pd.DataFrame | None" = None) -> pd.DataFrame:
@@ -56,7 +56,7 @@ def paper_shift_table(reported: "pd.DataFrame | None" = None) -> pd.DataFrame:
     wide = t5.pivot_table(index="method", columns="tipkit_dataset", values="top1", aggfunc="first")
     wide = wide[["imagenet", "imagenet_v2", "imagenet_sketch"]].rename(columns=SHIFT_NAMES)
     wide.index = wide.index.map(lambda m: METHOD_LABELS.get(m, m))
-    return wide.loc[present(list(wide.index))].map(lambda v: f"{v:.2f}").rename_axis(None)
+    return wide.loc[present(list(wide.index))].map(lambda v: f"{v:.2f}").rename_axis(None).rename_axis(None, axis=1).rename_axis(None, axis=1)
 
 
 def backbone_table(data: "str | Path" = paths.BOOK_DATA, dataset: str = "fashion-mnist", shots: int = 16,
@@ -74,7 +74,7 @@ def backbone_table(data: "str | Path" = paths.BOOK_DATA, dataset: str = "fashion
     wide = s.pivot_table(index="method", columns="backbone", values="cell", aggfunc="first").dropna()
     wide = wide[[b for b in STANDIN_ORDER if b in wide.columns]]
     wide.index = wide.index.map(lambda m: METHOD_LABELS.get(m, m))
-    return wide.loc[present(list(wide.index))].rename_axis(None)
+    return wide.loc[present(list(wide.index))].rename_axis(None).rename_axis(None, axis=1)
 
 
 def paper_backbone_table(reported: "pd.DataFrame | None" = None) -> pd.DataFrame:
@@ -84,4 +84,35 @@ def paper_backbone_table(reported: "pd.DataFrame | None" = None) -> pd.DataFrame
     wide = t3.pivot_table(index="method", columns="backbone", values="top1", aggfunc="first")
     wide = wide[[b for b in ("RN50", "RN101", "ViT-B-32", "ViT-B-16") if b in wide.columns]]
     wide.index = wide.index.map(lambda m: METHOD_LABELS.get(m, m))
-    return wide.loc[present(list(wide.index))].map(lambda v: f"{v:.2f}").rename_axis(None)
+    return wide.loc[present(list(wide.index))].map(lambda v: f"{v:.2f}").rename_axis(None).rename_axis(None, axis=1).rename_axis(None, axis=1)
+
+
+def shift_recipes() -> str:
+    """Markdown: how each shifted Fashion-MNIST test set is made (from the dataset module's constants)."""
+    from tipkit.data.fashion_shift import describe
+
+    d = describe()
+    return (f"- **re-collected** (`fashion-mnist-v2`), as ImageNet-V2 re-collected ImageNet's classes by the same "
+            f"recipe: every test image {d['fashion-mnist-v2']}. Same objects and classes, other pixels: a mild "
+            f"shift, as V2's.\n"
+            f"- **sketch** (`fashion-mnist-sketch`), as ImageNet-Sketch's drawings keep the shape of ImageNet's "
+            f"classes and drop their texture and colour: every test image redrawn as its edge map — "
+            f"{d['fashion-mnist-sketch']}. The outline stays; fill, shading and print go: a strong shift, as "
+            f"Sketch's.")
+
+
+def standins_table() -> pd.DataFrame:
+    """The three stand-ins from their model cards: parameters (all, image tower), checkpoint size, recipe."""
+    from tipkit.models.backbone import load_state
+    from tipkit.models.standin import card, checkpoint_path
+
+    rows = []
+    for name in STANDIN_ORDER:
+        tr = card.load(name).get("training")
+        if not tr:
+            continue
+        image = sum(t.numel() for k, t in load_state(checkpoint_path(name)).items() if k.startswith("visual."))
+        rows.append({"backbone": name, "parameters": f"{tr['parameters']:,}", "image tower": f"{image:,}",
+                     "checkpoint (MB)": f"{tr['checkpoint_bytes'] / 1e6:.1f}",
+                     "training steps × pairs": f"{tr['recipe']['steps']:,} × {tr['recipe']['batch_size']}"})
+    return pd.DataFrame(rows).set_index("backbone").rename_axis(None).rename_axis(None, axis=1)

@@ -127,6 +127,7 @@ def train(recipe: Recipe = Recipe(), out: "str | Path | None" = None,
     save_safetensors(out, state)
     summary = {"recipe": asdict(recipe), "train_seconds": round(time.time() - t0, 1),
                "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
-               "parameters": sum(p.numel() for p in model.parameters())}
+               "parameters": sum(p.numel() for p in model.parameters()),
+               "image_parameters": sum(p.numel() for p in model.visual.parameters())}
     log.info("stand-in trained: %s", summary)
     return summary
