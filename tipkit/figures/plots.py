@@ -72,6 +72,14 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
     return wide.sort_index(key=lambda s: s.map(order) if s.name == "method" else s)
 
 
+def without_small_standins(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` without the rows of the smaller stand-ins (``tipkit-standin-small``, ``-tiny``): they are the
+    backbone comparison's (the miniature page), not the results'."""
+    from tipkit.models.standin import NAME, SIZES
+
+    return df[~df["backbone"].isin([n for n in SIZES.values() if n != NAME])]
+
+
 def results_tables(summary: pd.DataFrame) -> list[Any]:
     """One readable table per (dataset, backbone, protocol): methods as rows, shots as columns, cells
     ``mean ± std`` on one line, the best of each column in bold, the setting in the caption."""
