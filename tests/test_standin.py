@@ -135,3 +135,22 @@ def test_every_size_trains_reproducibly(tmp_path):
     train.train(r, out=b, size="tiny")
     assert file_sha256(a) == file_sha256(b)
     assert set(load_state(a)) == set(load_state(standin.checkpoint_path(standin.size_name("tiny"))))
+
+
+@pytest.mark.parametrize("size", NEW_SIZES)
+def test_a_smaller_standin_runs_and_its_saved_adapter_predicts(tmp_path, capsys, size):
+    from tipkit.cli import main
+    from tipkit.data import get_dataset
+
+    name, adapter = standin.size_name(size), tmp_path / "a.safetensors"
+    assert main(["run", "--dataset", "synthetic", "--backbone", name, "--shots", "2", "--epochs", "1",
+                 "--methods", "zero_shot", "tip_adapter", "--save-adapter", str(adapter),
+                 "--out", str(tmp_path / "r.json")]) == 0
+    rec = json.loads((tmp_path / "r.json").read_text())
+    assert rec["model"]["name"] == name
+    assert rec["model"]["weights"] == f"sha256:{file_sha256(standin.checkpoint_path(name))}"
+    img = tmp_path / "x.png"
+    get_dataset("synthetic").split("test").image(0).save(img)
+    capsys.readouterr()
+    assert main(["predict", "--adapter", str(adapter), str(img)]) == 0
+    assert "x.png" in capsys.readouterr().out
