@@ -115,7 +115,7 @@ def measure_tables(tmp_path: Path, page: str, width: int = 1280) -> dict:
     finally:
         probe.unlink()
     assert p.returncode == 0, p.stderr[-2000:]
-    m = re.search(r'<pre id="tipkit-measure">(.*?)</pre>', p.stdout, flags=re.S)
+    m = re.search(r'<pre id="tipkit-measure"[^>]*>(.*?)</pre>', p.stdout, flags=re.S)
     assert m, "the measuring script did not run"
     import html as html_mod
 

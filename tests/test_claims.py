@@ -127,8 +127,9 @@ def test_table_has_one_row_per_claim_and_commands_in_one_block(tmp_path):
                            "machine": "cuda-h200"} for k in claims.SHOTS])
     t = claims.claims_table(claims.verdicts(claims.load_sides(out, parity_csv=tmp_path / "x.csv")), plans)
     assert len(t) == len(claims.CLAIMS) == 10
-    assert t["to test on CLIP"].iloc[0].endswith("≈ 50 min on cuda-h200; command A")  # 5 shot counts × 10 min
-    assert t["to test on CLIP"].iloc[1].endswith("≈ 10 min on cuda-h200; command A")
+    clip = t["real CLIP (records here)"]
+    assert clip.iloc[0].endswith("≈ 50 min on cuda-h200; command A</small>")  # 5 shot counts × 10 min
+    assert clip.iloc[1].endswith("≈ 10 min on cuda-h200; command A</small>")
     assert "✓ holds here" in t["stand-in (this book)"].iloc[0]
     block = claims.commands_block()
     assert all(f"# {k}" in block for k in claims.COMMANDS) and "--extra-test imagenet_v2 imagenet_sketch" in block

@@ -113,6 +113,6 @@ def standins_table() -> pd.DataFrame:
             continue
         image = sum(t.numel() for k, t in load_state(checkpoint_path(name)).items() if k.startswith("visual."))
         rows.append({"backbone": name, "parameters": f"{tr['parameters']:,}", "image tower": f"{image:,}",
-                     "checkpoint (MB)": f"{tr['checkpoint_bytes'] / 1e6:.1f}",
-                     "training steps × pairs": f"{tr['recipe']['steps']:,} × {tr['recipe']['batch_size']}"})
+                     "MB": f"{tr['checkpoint_bytes'] / 1e6:.1f}",
+                     "steps × pairs": f"{tr['recipe']['steps']:,} × {tr['recipe']['batch_size']}"})
     return pd.DataFrame(rows).set_index("backbone").rename_axis(None).rename_axis(None, axis=1)

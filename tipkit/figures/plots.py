@@ -40,9 +40,9 @@ def readable(df: pd.DataFrame, caption: "str | None" = None, best: bool = True) 
     def bold(col: pd.Series) -> list[str]:
         top = nums[col.name].max()
         return ["font-weight: bold" if best and v == top else "" for v in nums[col.name]]
-    sty = df.style.set_properties(**{"white-space": "nowrap", "text-align": "right"}).apply(bold, axis=0)
-    sty = sty.set_table_attributes('class="numeric-table"').set_table_styles(
-        [{"selector": "th", "props": [("white-space", "nowrap")]}])
+    sty = df.style.set_properties(**{"white-space": "nowrap", "text-align": "right", "padding-left": "1em"})
+    sty = sty.apply(bold, axis=0).set_table_attributes('class="numeric-table"').set_table_styles(
+        [{"selector": "th", "props": [("white-space", "normal !important")]}])  # headers may wrap, numbers not
     return sty.set_caption(caption) if caption else sty
 
 
