@@ -14,7 +14,8 @@ def run_cli(capsys, *argv):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--dataset", "cifar"], "unknown dataset 'cifar'; known: caltech101, dtd, eurosat, fashion-mnist, fgvc_aircraft"),
+    (["--dataset", "cifar"], "unknown dataset 'cifar'; known: caltech101, dtd, eurosat, fashion-mnist, fashion-mnist-sketch, "
+                              "fashion-mnist-v2, fgvc_aircraft"),
     (["--backbone", "RN5000", "--dataset", "synthetic"], "unknown backbone 'RN5000'; known: "),
     (["--shots", "0", "--dataset", "synthetic"], "shots must be a positive integer, got 0"),
     (["--shots", "21", "--dataset", "synthetic"], "shots=21 is more than class 'horizontal stripes' holds (20 images)"),

@@ -78,8 +78,9 @@ def test_the_light_method_list_is_the_registry():
 @pytest.mark.parametrize("argv, message", [
     (["--device", "cuda"], "device 'cuda': this machine has no CUDA"),
     (["--device", "gpu"], "unknown device 'gpu'; known: cpu, cuda, cuda:N, mps"),
-    (["--backbone", "RN50"], "--pretrained standin is the stand-in's checkpoint, for backbone tipkit-standin-mini "
-                             "only; for RN50 pass --pretrained openai"),
+    (["--backbone", "RN50"], "--pretrained standin is the stand-in's checkpoint, for the stand-in backbones "
+                             "(tipkit-standin-mini, tipkit-standin-small, tipkit-standin-tiny) only; for RN50 pass "
+                             "--pretrained openai"),
 ])
 def test_no_cuda_and_a_backbone_without_its_weights_are_one_line(capsys, argv, message):
     code = cli.main(["run", "--dataset", "synthetic", *argv])

@@ -103,11 +103,14 @@ def test_paper_comparison_is_datasets_by_methods_with_what_fills_a_gap():
                           "planned": "≈ 3 min", "machine": "cuda-h200"} for d in reported["tipkit_dataset"].unique()])
     cmp = plots.paper_comparison(summary, reported, shots=16, fill=fill)
     assert list(cmp.columns) == ["dataset", "Zero-shot", "CLIP-Adapter", "Tip-Adapter", "Tip-Adapter-F",
-                                 "to fill the missing cells"]
+                                 "planned (to fill)"]
     assert len(cmp) == 11 and cmp["dataset"].is_unique
     dtd = cmp.set_index("dataset").loc["DTD"]
-    assert dtd["Tip-Adapter"].endswith("· 60.50 (paper)") and dtd["Zero-shot"].endswith("· — (≈ 3 min)")
-    assert dtd["to fill the missing cells"].endswith("configs/paper/dtd.yaml  [≈ 3 min on cuda-h200]")
+    assert dtd["Tip-Adapter"].endswith("· 60.50 (paper)") and dtd["Zero-shot"].endswith("· —")
+    assert dtd["planned (to fill)"] == "≈ 3 min on cuda-h200"  # one planned time per row, no command in it
+    block = plots.fill_commands(cmp, reported, fill).splitlines()
+    assert len(block) == 12 and "python -m tipkit run --config configs/paper/dtd.yaml" in block
+    assert block[-1] == "python -m tipkit report"
     assert (plots.paper_comparison(summary.iloc[:0], reported)["Tip-Adapter"].str.endswith("not run here")).all()
 
 

@@ -17,7 +17,8 @@ does and what it may import; ``lint-imports`` checks the directions declared in 
 This module is the **public face**: notebooks, book pages and users write ``tipkit.tip_logits(...)``,
 ``tipkit.run(cfg)`` ... and internal moves never break them. The names below are a contract. Families of
 functions are reached through their module: ``tipkit.ablations``, ``tipkit.efficiency``, ``tipkit.scale_data``,
-``tipkit.plots``, ``tipkit.ablation_plots``, ``tipkit.scale_plots``, ``tipkit.teach`` and ``tipkit.own_images``.
+``tipkit.plots``, ``tipkit.ablation_plots``, ``tipkit.scale_plots``, ``tipkit.teach``, ``tipkit.own_images``,
+``tipkit.claims`` and ``tipkit.miniature``.
 
 Names are imported lazily (a module-level ``__getattr__``, PEP 562): ``import tipkit`` loads no torch, open_clip
 or pandas, so the command line starts fast; ``tipkit.<name>`` imports its stage module on first use and is that
@@ -47,7 +48,8 @@ _FACE: dict[str, str] = {
     **dict.fromkeys(("evaluate", "fit", "method_overrides", "run", "validate"), "tipkit.experiments.pipeline"),
     **dict.fromkeys(("Stopwatch", "aggregate", "load_records", "record_table", "write_record", "write_study"),
                     "tipkit.experiments.report"),
-    **{m: f"tipkit.figures.{m}" for m in ("ablation_plots", "own_images", "plots", "scale_plots", "teach")},
+    **{m: f"tipkit.figures.{m}" for m in ("ablation_plots", "claims", "miniature", "own_images", "plots",
+                                          "scale_plots", "teach")},
     **dict.fromkeys(("HPARAMS", "PAPERS", "FewShotData", "Method", "get_method", "list_methods"), "tipkit.methods"),
     **dict.fromkeys(("Backbone", "class_embeddings", "image_features", "list_backbones", "load_backbone",
                      "view_features"), "tipkit.models"),
@@ -95,7 +97,7 @@ __all__ = [
     # studies and the benchmark
     "ablations", "efficiency", "scale_data", "fill_plan", "paper_plan", "run_bench", "sweep_plan",
     # figures
-    "ablation_plots", "own_images", "plots", "scale_plots", "teach",
+    "ablation_plots", "claims", "miniature", "own_images", "plots", "scale_plots", "teach",
     # helpers
     "TipkitError", "__version__",
 ]

@@ -61,6 +61,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", choices=["clean", "paper"],
                    help="clean: every choice on min(K, 4) val images per class; paper: the official code's (full val "
                         "split, Tip-Adapter-F's epoch chosen on test) (default: clean)")
+    p.add_argument("--extra-test", dest="extra_test", nargs="+", metavar="DATASET",
+                   help="also score the fitted methods, unchanged, on these shifted test sets (same classes), "
+                        "e.g. fashion-mnist-sketch fashion-mnist-v2, or imagenet_v2 imagenet_sketch")
     p.add_argument("--sampler", choices=["tipkit", "official"],
                    help="few-shot draw: tipkit's per-class numpy draw or the official random.sample (default: tipkit)")
     p.add_argument("--download", action="store_true", default=None, help="fetch missing images where torchvision can")
@@ -153,17 +156,23 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_standin(args: argparse.Namespace) -> int:
-    from tipkit.models.standin import card, train
+    from dataclasses import replace
 
+    from tipkit.models.standin import card, checkpoint_path, size_name, train
+
+    name = size_name(args.size)
     if args.action == "train":
-        recipe = train.Recipe(**({"steps": args.steps} if args.steps else {}))
-        summary = train.train(recipe, out=args.out)
-        card.save_training(summary)
-        print(f"wrote {args.out}")
+        recipe = train.RECIPES[args.size]
+        recipe = replace(recipe, steps=args.steps) if args.steps else recipe
+        out = args.out or checkpoint_path(name)
+        summary = train.train(recipe, out=out, size=args.size)
+        if args.out is None:  # the committed checkpoint: its card records the training
+            card.save_training(summary, name)
+        print(f"wrote {out}")
     else:
         from tipkit.experiments.pipeline import run
 
-        print(card.write_card(run=run))
+        print(card.write_card(run=run, name=name))
     return 0
 
 
@@ -266,9 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("standin", help="train the stand-in mini-CLIP or write its model card")
     p.add_argument("action", choices=["train", "card"], help="train: retrain the stand-in; card: re-measure it and "
                                                               "rewrite its model card")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
-    p.add_argument("--out", default=str(paths.STANDIN_CHECKPOINT), metavar="FILE",
-                   help="where the weights go (default: the committed checkpoint)")
+    p.add_argument("--size", choices=["tiny", "small", "base"], default="base",
+                   help="which stand-in: base (tipkit-standin-mini, the default backbone), small or tiny")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the size's recipe)")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="where the weights go (default: the size's committed checkpoint)")
     p.set_defaults(func=cmd_standin)
     p = sub.add_parser("bench", help="the scale benchmark: every method at the paper's shapes, on synthetic features")
     p.add_argument("--quick", action="store_true", help="small shapes only, no encoder rows (seconds; for tests)")

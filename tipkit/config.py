@@ -62,6 +62,7 @@ class RunConfig:
     batch_size: int = 256  # Tip-F batch size and feature-extraction batch size
     workers: int = 0  # DataLoader workers for feature extraction
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))  # names from tipkit.methods
+    extra_test: list[str] = field(default_factory=list)  # shifted test sets, same classes, scored unchanged
     protocol: str = "clean"  # "clean": choices on min(K, 4) val images per class; "paper": the official code's
     download: bool = False  # let a dataset's loader fetch missing images where torchvision can
     out: str | None = None  # record path (None: <results>/records/<run name>.json)
@@ -96,6 +97,9 @@ def _check_type(key: str, value: Any, default: Any) -> Any:
         ok, want = isinstance(value, int) and not isinstance(value, bool), "int"
     elif isinstance(default, float):
         ok, want, value = number, "float", float(value) if number else value
+    elif isinstance(default, list) and not default:  # a list of names that may be empty (extra_test)
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+        want, value = "a list of names", list(value) if ok else value
     elif isinstance(default, list) and isinstance(default[0], str):
         ok = isinstance(value, (list, tuple)) and len(value) > 0 and all(isinstance(v, str) for v in value)
         want, value = "a non-empty list of names", list(value) if ok else value

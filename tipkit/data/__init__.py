@@ -18,7 +18,7 @@ The dataset modules register themselves into :mod:`.registry`; this file imports
 
 from __future__ import annotations
 
-from tipkit.data import fashion_mnist, folder, imagenet, paper, synthetic  # noqa: F401 (each registers its datasets)
+from tipkit.data import fashion_mnist, fashion_shift, folder, imagenet, paper, synthetic  # noqa: F401 (each registers)
 from tipkit.data.fewshot import few_shot_for, manifest, sample_few_shot, val_for
 from tipkit.data.registry import Dataset, Split, dataset_for, get_dataset, list_datasets, register
 

@@ -51,6 +51,13 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "imagenet_v2": {"classes": 1000, "sizes": {"test": 10000}, "per_class": {"test": 10}},
     "imagenet_sketch": {"classes": 1000, "sizes": {"test": 50889}},
 }
+# Datasets held in arrays (no image files): Fashion-MNIST with tipkit's partition, and its shifted test sets.
+ARRAYS: dict[str, dict[str, Any]] = {
+    "fashion-mnist": {"classes": 10, "sizes": {"pretrain": 50000, "val": 2000, "train": 8000, "test": 10000},
+                      "per_class": {"pretrain": 5000, "val": 200, "train": 800, "test": 1000}},
+    "fashion-mnist-v2": {"classes": 10, "sizes": {"test": 10000}, "per_class": {"test": 1000}},
+    "fashion-mnist-sketch": {"classes": 10, "sizes": {"test": 10000}, "per_class": {"test": 1000}},
+}
 MAX_FILE_LINES = 20  # per kind (missing / unreadable); the rest are counted in one line
 
 
@@ -96,8 +103,12 @@ def _file_lines(name: str, base: Path, ds: Dataset) -> list[str]:
 
 
 def check_dataset(name: str, root: "str | Path | None" = None, *, images: bool = True) -> list[str]:
-    """Problems found in paper dataset ``name`` under data folder ``root``, one line each; [] when clean."""
-    choose("paper dataset", name, list(EXPECTED))
+    """Problems found in paper dataset ``name`` under data folder ``root``, one line each; [] when clean.
+    Fashion-MNIST and its shifted test sets (arrays, no files) are checked for sizes and, with ``images``,
+    that every image is made."""
+    if name in ARRAYS:
+        return _array_lines(name, root, images)
+    choose("dataset", name, list(EXPECTED) + list(ARRAYS))
     try:
         ds = get_dataset(name, root=root, download=False)
     except TipkitError as e:
@@ -109,6 +120,22 @@ def check_dataset(name: str, root: "str | Path | None" = None, *, images: bool =
     out += _split_lines(name, ds, exp)
     if images:
         out += _file_lines(name, datasets_paper.dataset_folder(name, root), ds)
+    return out
+
+
+def _array_lines(name: str, root: "str | Path | None", images: bool) -> list[str]:
+    try:
+        ds = get_dataset(name, root=root, download=False)
+    except TipkitError as e:
+        return [str(e)]
+    exp = ARRAYS[name]
+    out = [f"{name}: {ds.num_classes} classes; expected {exp['classes']}"] if ds.num_classes != exp["classes"] else []
+    out += _split_lines(name, ds, exp)
+    if images:
+        for split in ds.splits.values():
+            bad = [i for i in range(len(split)) if split.image(i).size != (28, 28)]
+            if bad:
+                out.append(f"{name} {split.name}: {len(bad)} images are not 28×28 (first: index {bad[0]})")
     return out
 
 
@@ -164,7 +191,9 @@ def main_check(dataset: str, root: "str | Path | None" = None, images: bool = Tr
     problems = check_dataset(dataset, root, images=images)
     for line in problems:
         print(line)
-    if not problems:
+    if not problems and dataset in ARRAYS:
+        print(f"{dataset}: OK (split sizes as expected{' and every image made' if images else ''})")
+    elif not problems:
         print(f"{dataset}: OK ({datasets_paper.dataset_folder(dataset, root)} matches CoOp's split sizes"
               f"{' and every image decodes' if images else ''})")
     return 1 if problems else 0

@@ -28,6 +28,7 @@ from tipkit.core.metrics import accuracy
 from tipkit.data.preflight import preflight
 from tipkit.core.search import MEMORY_BUDGET, grid_search, paper_grid
 from tipkit.errors import TipkitError, choose
+from tipkit.experiments.shift import evaluate_extra, extra_datasets
 from tipkit.methods import FewShotData, Method, get_method, list_methods
 from tipkit.models.backbone import (Backbone, check_device, check_weights, class_embeddings, list_backbones,
                                    load_backbone)
@@ -49,6 +50,7 @@ class Fitted:
     methods: dict[str, Method]
     val: dict[str, float]
     timings: dict[str, float] = field(default_factory=dict)
+    predictors: dict[str, Any] = field(default_factory=dict)  # method -> features [N, D] -> logits [N, C]
 
 
 SINGLE_PROMPT = "a photo of a {}."  # the single-prompt classifier beside a dataset's template ensemble
@@ -71,6 +73,7 @@ def validate(cfg: RunConfig) -> data_mod.Dataset:
     data_mod.few_shot_for(cfg, ds.split("train"), names=ds.classnames)  # raises on bad shots
     if "val" in ds.splits:
         data_mod.val_for(cfg, ds.split("val"), names=ds.classnames)  # raises when val is too small for the protocol
+    extra_datasets(cfg, ds)  # raises on an unknown or incompatible extra test set
     for key in ("augment_views", "epochs", "batch_size"):
         if getattr(cfg, key) < 1:
             raise TipkitError(f"{key} must be >= 1, got {getattr(cfg, key)}")
@@ -97,6 +100,8 @@ def prepare(cfgs: list[RunConfig]) -> None:
         train = ds.split("train")
         shots = np.unique(np.concatenate([data_mod.few_shot_for(c, train) for c in group]))
         view_features(bb, ds.name, train, shots, max(c.augment_views for c in group), aug_seed=aug_seed, **kw)
+        for x in {x.name: x for c in group for x in extra_datasets(c, ds)}.values():
+            image_features(bb, x.name, x.split("test"), **kw)
 
 
 def method_overrides(cfg: RunConfig, name: str) -> dict[str, Any]:
@@ -161,12 +166,15 @@ def paper_tip_f(f: Fitted, ft: torch.Tensor, yt: torch.Tensor) -> tuple[float, d
     after = accuracy(logits, yt)
     return max(r.best_val_acc, after), {"alpha": s.best_alpha, "beta": s.best_beta, "best_epoch": r.best_epoch,
                                         "selection": "epoch on test; max of two test accuracies",
-                                        "history": r.history}
+                                        "history": r.history,
+                                        "predict": lambda x: tip_logits(x, d.class_embeddings, r.keys, onehot,
+                                                                        s.best_alpha, s.best_beta)}
 
 
 def evaluate(f: Fitted) -> tuple[dict[str, float], dict[str, Any]]:
     """Top-1 test accuracy (%) per method, and extra per-method facts; the only reader of test images
-    (under the ``paper`` protocol Tip-Adapter-F also selects on them, as the official code does)."""
+    (under the ``paper`` protocol Tip-Adapter-F also selects on them, as the official code does). Leaves each
+    method's final predictor in ``f.predictors`` (for the extra test sets: :mod:`tipkit.experiments.shift`)."""
     test = f.dataset.split("test")
     t0 = time.perf_counter()
     ft = l2_normalize(image_features(f.backbone, f.dataset.name, test, batch_size=f.config.batch_size,
@@ -174,11 +182,13 @@ def evaluate(f: Fitted) -> tuple[dict[str, float], dict[str, Any]]:
     yt = torch.from_numpy(test.labels)
     f.timings["test_features_s"] = time.perf_counter() - t0
     acc, extra = {}, {}
+    f.predictors = {n: m.predict for n, m in f.methods.items()}
     for name in f.config.methods:
         if name in f.methods:
             acc[name] = accuracy(f.methods[name].predict(ft), yt)
         else:
             acc[name], extra[name] = paper_tip_f(f, ft, yt)
+            f.predictors[name] = extra[name].pop("predict")
     return acc, extra
 
 
@@ -198,6 +208,7 @@ def run(cfg: RunConfig, save_adapter: "str | Path | None" = None, adapter_method
     start = time.perf_counter()
     fitted = fit(cfg)
     test, extra = evaluate(fitted)
+    scores = evaluate_extra(fitted, fitted.predictors)  # {"test:<name>": {method: top-1}}, unchanged methods
     fitted.timings["total_s"] = time.perf_counter() - start
     hyper = {n: m.hyper for n, m in fitted.methods.items()}
     history = {n: m.history for n, m in fitted.methods.items() if m.history}
@@ -206,7 +217,7 @@ def run(cfg: RunConfig, save_adapter: "str | Path | None" = None, adapter_method
         hyper[n] = e
     ds = fitted.dataset
     record = make_record(
-        config=asdict(cfg), metrics={"test": test, "val": fitted.val}, hyper=hyper, history=history,
+        config=asdict(cfg), metrics={"test": test, "val": fitted.val, **scores}, hyper=hyper, history=history,
         manifest=data_mod.manifest(ds.split("train"), fitted.few_shot),
         val_manifest=[int(i) for i in fitted.val_indices],
         timings={k: round(v, 3) for k, v in fitted.timings.items()},

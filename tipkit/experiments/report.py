@@ -139,6 +139,24 @@ def tidy(records: list[dict[str, Any]]) -> "Any":
     return pd.DataFrame(rows)
 
 
+def histories(records: list[dict[str, Any]]) -> "Any":
+    """One row per (run, trained method, epoch): dataset, backbone, protocol, shots, seed, method, epoch,
+    val_acc — the training curves of the records' trained methods (Tip-Adapter-F, CLIP-Adapter, ...)."""
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        c = r["config"]
+        for method, epochs in (r.get("history") or {}).items():
+            for e in epochs if isinstance(epochs, list) else []:
+                if isinstance(e, dict) and "epoch" in e and "val_acc" in e:
+                    rows.append({"dataset": c["dataset"], "backbone": c["backbone"],
+                                 "protocol": c.get("protocol", "clean"), "shots": c["shots"], "seed": c["seed"],
+                                 "method": method, "epoch": e["epoch"], "val_acc": e["val_acc"]})
+    return pd.DataFrame(rows, columns=["dataset", "backbone", "protocol", "shots", "seed", "method", "epoch",
+                                       "val_acc"])
+
+
 def provenance(records: list[dict[str, Any]]) -> "Any":
     """One row per run record: what ran, on which commit and versions, when, and how long."""
     import pandas as pd
@@ -188,7 +206,7 @@ def executions(folder: "str | Path | None" = None) -> "Any":
 
 def aggregate(records_dir: "str | Path | None" = None, out_dir: "str | Path" = paths.BOOK_DATA) -> list[Path]:
     """Write the book's tables into ``out_dir``: ``runs.csv`` (tidy rows of the main study), ``summary.csv``
-    (test mean ± std over seeds), ``provenance.csv`` (every record), ``executions.csv`` (every executed
+    (test mean ± std over seeds), ``shift.csv`` (the same on each extra test set, ``test_set``), ``histories.csv`` (training curves), ``provenance.csv`` (every record), ``executions.csv`` (every executed
     notebook's status and time) and one CSV per study table."""
     from tipkit.errors import TipkitError
     from tipkit.io import write_text
@@ -204,7 +222,13 @@ def aggregate(records_dir: "str | Path | None" = None, out_dir: "str | Path" = p
     summary = (test.groupby(["dataset", "backbone", "pretrained", "protocol", "method", "shots"])["top1"]
                .agg(mean="mean", std="std", seeds="count").reset_index())
     summary["std"] = summary["std"].fillna(0.0)
+    shifted = df[df.split.str.startswith("test:")].assign(test_set=lambda d: d.split.str.slice(5))
+    shift = (shifted.groupby(["dataset", "test_set", "backbone", "pretrained", "protocol", "method", "shots"])["top1"]
+             .agg(mean="mean", std="std", seeds="count").reset_index())
+    shift["std"] = shift["std"].fillna(0.0)
     tables = {"runs": df.to_csv(index=False), "summary": summary.to_csv(index=False, float_format="%.4f"),
+              "shift": shift.to_csv(index=False, float_format="%.4f"),
+              "histories": histories(main).to_csv(index=False, float_format="%.4f"),
               "provenance": provenance(everything).to_csv(index=False), "executions": executions().to_csv(index=False),
               **{name: t.to_csv(index=False) for name, t in study_tables(everything).items()}}
     written = [write_text(out_dir / f"{name}.csv", text, only_if_changed=True) for name, text in tables.items()]

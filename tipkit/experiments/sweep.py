@@ -114,8 +114,12 @@ def _slug(value: Any) -> str:
 def _weights_hash(params: dict[str, Any]) -> str:
     from tipkit.models.backbone import file_sha256
 
+    from tipkit.models import standin
+
     pre = params.get("pretrained", "standin")
-    path = paths.STANDIN_CHECKPOINT if pre == "standin" else Path(str(pre))
+    name = str(params.get("backbone", standin.NAME))
+    path = (standin.checkpoint_path(name) if standin.size_of(name) else paths.STANDIN_CHECKPOINT) \
+        if pre == "standin" else Path(str(pre))
     return file_sha256(path) if path.is_file() else str(pre)
 
 

@@ -21,6 +21,31 @@ def book_table(df: pd.DataFrame, digits: "dict[str, int] | int" = 1) -> Any:
     return df.style.hide(axis="index").format(fmt, na_rep="—")
 
 
+def number_of(cell: Any) -> float:
+    """The leading number of a table cell (``80.5``, ``"80.5 ± 0.5"``, ``"85.92 · 80.20 (paper)"``); NaN if none."""
+    import math
+    import re
+
+    if isinstance(cell, (int, float)):
+        return float(cell)
+    m = re.match(r"\s*(-?\d[\d,]*\.?\d*)", str(cell))
+    return float(m.group(1).replace(",", "")) if m else math.nan
+
+
+def readable(df: pd.DataFrame, caption: "str | None" = None, best: bool = True) -> Any:
+    """A methods × columns table as the book shows it: numeric cells on one line (``white-space: nowrap``),
+    right-aligned, the best of each column in bold (``best``), an optional caption."""
+    nums = df.map(number_of)
+
+    def bold(col: pd.Series) -> list[str]:
+        top = nums[col.name].max()
+        return ["font-weight: bold" if best and v == top else "" for v in nums[col.name]]
+    sty = df.style.set_properties(**{"white-space": "nowrap", "text-align": "right", "padding-left": "1em"})
+    sty = sty.apply(bold, axis=0).set_table_attributes('class="numeric-table"').set_table_styles(
+        [{"selector": "th", "props": [("white-space", "normal !important")]}])  # headers may wrap, numbers not
+    return sty.set_caption(caption) if caption else sty
+
+
 def present(methods: "pd.Series | list[str]") -> list[str]:
     """The methods that occur, in the book's order (known ones first, then the rest sorted)."""
     seen = set(methods)
@@ -45,6 +70,28 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
     wide.columns = [f"{k}-shot" for k in wide.columns]
     order = {m: i for i, m in enumerate(present(summary["method"]))}
     return wide.sort_index(key=lambda s: s.map(order) if s.name == "method" else s)
+
+
+def without_small_standins(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` without the rows of the smaller stand-ins (``tipkit-standin-small``, ``-tiny``): they are the
+    backbone comparison's (the miniature page), not the results'."""
+    from tipkit.models.standin import NAME, SIZES
+
+    return df[~df["backbone"].isin([n for n in SIZES.values() if n != NAME])]
+
+
+def results_tables(summary: pd.DataFrame) -> list[Any]:
+    """One readable table per (dataset, backbone, protocol): methods as rows, shots as columns, cells
+    ``mean ± std`` on one line, the best of each column in bold, the setting in the caption."""
+    out = []
+    for (ds, bb, proto), part in summary.groupby(["dataset", "backbone", "protocol"], sort=True):
+        cell = part.assign(v=[f"{m:.1f} ± {s:.1f}" if n > 1 else f"{m:.1f}"
+                              for m, s, n in zip(part["mean"], part["std"], part["seeds"])])
+        wide = cell.pivot_table(index="method", columns="shots", values="v", aggfunc="first")
+        wide.columns = [f"{k}-shot" for k in wide.columns]
+        wide = wide.loc[present(list(wide.index))].rename_axis(None)
+        out.append(readable(wide, f"{ds} · {backbone_label(bb)} · {PROTOCOL_LABELS.get(proto, proto)}"))
+    return out
 
 
 def value(summary: pd.DataFrame, method: str, shots: int, dataset: "str | None" = None,
@@ -78,10 +125,10 @@ def paper_comparison(summary: pd.DataFrame, reported: pd.DataFrame, shots: int =
                      source_prefix: str = "official repository exp.log",
                      fill: "pd.DataFrame | None" = None) -> pd.DataFrame:
     """Datasets × methods: the paper's number, ours beside it where a record exists (``paper · ours (protocol)``,
-    the ``paper`` protocol first), and where none exists ``paper · —`` with the planned time of the run that
-    fills it. ``fill`` (from :func:`tipkit.fill_plan`: ``dataset, command, planned, machine``) adds that time to
-    each missing cell and a last column with the command and the machine the time was measured on (then
-    ``python -m tipkit report``); without it a missing cell says *not run here*."""
+    the ``paper`` protocol first), and where none exists ``paper · —``. ``fill`` (from :func:`tipkit.fill_plan`:
+    ``dataset, command, planned, machine``) adds a last column, ``planned (to fill)``: one planned time per row
+    and the machine it was measured on (the commands: :func:`fill_commands`, one block); without it a missing
+    cell says *not run here*."""
     rep = reported[(reported.shots == shots) & (reported.backbone == backbone)
                    & reported.source.str.startswith(source_prefix)]
     ours = summary.assign(method_key=summary["method"].map({v: k for k, v in METHOD_LABELS.items()}))
@@ -96,16 +143,27 @@ def paper_comparison(summary: pd.DataFrame, reported: pd.DataFrame, shots: int =
             if len(hit):
                 got.append(f"{hit['mean'].iloc[0]:.2f} ({protocol})")
         p = plan.get(r.tipkit_dataset)
-        missing = f"— ({p['planned']})" if p else "not run here"
+        missing = "—" if p else "not run here"
         cells.setdefault(r.dataset, {})[METHOD_LABELS.get(r.method, r.method)] = \
             f"{r.top1:.2f} · {', '.join(got) if got else missing}"
         if not got and p:
-            todo[r.dataset] = f"{p['command']}  [{p['planned']} on {p['machine']}]"
+            todo[r.dataset] = f"{p['planned']} on {p['machine']}"
     df = pd.DataFrame.from_dict(cells, orient="index")
     df = df[present(list(df.columns))].sort_index()
     if todo:
-        df["to fill the missing cells"] = [todo.get(d, "—") for d in df.index]
+        df["planned (to fill)"] = [todo.get(d, "—") for d in df.index]
     return df.rename_axis("dataset").reset_index()
+
+
+def fill_commands(comparison: pd.DataFrame, reported: pd.DataFrame, fill: "pd.DataFrame | None") -> str:
+    """The commands that fill :func:`paper_comparison`'s missing cells, one line per dataset with one, as one
+    block (then ``python -m tipkit report``)."""
+    if fill is None or "planned (to fill)" not in comparison:
+        return ""
+    names = dict(zip(reported["dataset"], reported["tipkit_dataset"]))
+    need = {names.get(d, d) for d, p in zip(comparison["dataset"], comparison["planned (to fill)"]) if p != "—"}
+    lines = [r["command"] for r in fill.to_dict("records") if r["dataset"] in need]
+    return "\n".join(lines + ["python -m tipkit report"]) if lines else ""
 
 
 def few_shot_curves(runs: pd.DataFrame) -> Any:

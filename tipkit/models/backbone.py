@@ -1,5 +1,6 @@
 """Stage 1 of the paper, the model: open_clip backbones loaded by name with a pretrained tag, a local
-checkpoint path, the committed stand-in (``standin``) or random initialisation (``none``), and the text
+checkpoint path, the committed stand-in of that name (``standin``; three sizes:
+``tipkit-standin-mini``, ``-small``, ``-tiny``) or random initialisation (``none``), and the text
 classifier they give (``W [C, D]``: per class, the mean of L2-normalised prompt embeddings, renormalised).
 
 The stand-in goes through the same ``open_clip.create_model_and_transforms(name, pretrained=<path>)`` call
@@ -19,7 +20,6 @@ from typing import Any, Callable
 
 import torch
 
-from tipkit import paths
 from tipkit.core.cache import l2_normalize
 from tipkit.errors import TipkitError
 from tipkit.models import standin
@@ -106,15 +106,23 @@ def check_device(device: "str | torch.device") -> torch.device:
 def check_weights(name: str, pretrained: "str | None") -> None:
     """``standin`` names the stand-in's committed checkpoint, which only fits the stand-in backbone; another
     backbone with it is one error naming the tags to pass instead (``none`` and paths are checked on load)."""
-    if pretrained != DEFAULT_PRETRAINED or name == DEFAULT_BACKBONE:
+    if pretrained != DEFAULT_PRETRAINED or standin.size_of(name) is not None:
         return
     import open_clip
 
     tags = open_clip.list_pretrained_tags_by_model(name) if name in open_clip.list_models() else []
     hint = (f"--pretrained {tags[0]}" + (f" (open_clip's tags for {name}: {', '.join(tags)})" if len(tags) > 1 else "")
             if tags else "--pretrained PATH (a checkpoint; open_clip has no tag for it)")
-    raise TipkitError(f"--pretrained standin is the stand-in's checkpoint, for backbone {DEFAULT_BACKBONE} only; "
+    raise TipkitError(f"--pretrained standin is the stand-in's checkpoint, for the stand-in backbones ({', '.join(standin.SIZES.values())}) only; "
                       f"for {name} pass {hint}, or --pretrained none (random weights, smoke tests)")
+
+
+def standin_checkpoint(name: str) -> Path:
+    """The committed checkpoint ``pretrained="standin"`` names for backbone ``name`` (a stand-in size)."""
+    if standin.size_of(name) is None:
+        raise TipkitError(f"pretrained 'standin' names a committed stand-in checkpoint, but {name!r} is not a "
+                          f"stand-in; stand-ins: {', '.join(standin.SIZES.values())} (or pass a tag or a path)")
+    return standin.checkpoint_path(name)
 
 
 def resolve_pretrained(name: str, pretrained: "str | None") -> tuple["str | None", str]:
@@ -125,7 +133,7 @@ def resolve_pretrained(name: str, pretrained: "str | None") -> tuple["str | None
         return None, "random-init"
     check_weights(name, pretrained)
     if pretrained == DEFAULT_PRETRAINED:
-        pretrained = str(paths.STANDIN_CHECKPOINT)
+        pretrained = str(standin_checkpoint(name))
     if Path(pretrained).is_file():
         try:
             if pretrained.endswith(".safetensors"):

@@ -1,4 +1,5 @@
-"""The stand-in's model card: measured facts in ``model_card.json``, rendered to ``MODEL_CARD.md``.
+"""The stand-ins' model cards: measured facts in ``model_card.json``, rendered to ``MODEL_CARD.md`` (the default,
+``tipkit-standin-mini``; the smaller sizes: ``model_card_<size>.json`` and ``MODEL_CARD_<size>.md``).
 
 Every number in the card is written by code: ``standin train`` records the recipe
 and training summary, ``standin card`` measures accuracy of the committed
@@ -19,59 +20,65 @@ from typing import Any, Callable
 
 from tipkit import paths
 from tipkit.io import write_json, write_text
-from tipkit.models.standin import LABEL, NAME
+from tipkit.models.standin import LABEL, NAME, card_data_path, card_md_path, checkpoint_path, config_path, size_of
 
 CARD_MD = paths.STANDIN_DIR / "MODEL_CARD.md"
 CARD_SHOTS = (1, 4, 16)
 
 
-def load() -> dict[str, Any]:
-    return json.loads(paths.STANDIN_CARD_DATA.read_text()) if paths.STANDIN_CARD_DATA.exists() else {}
+def load(name: str = NAME) -> dict[str, Any]:
+    path = card_data_path(name)
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
-def save_training(summary: dict[str, Any]) -> None:
+def save_training(summary: dict[str, Any], name: str = NAME) -> None:
     from tipkit.models.backbone import file_sha256
 
-    card = load()
-    card["training"] = {**summary, "checkpoint_sha256": file_sha256(paths.STANDIN_CHECKPOINT),
-                        "checkpoint_bytes": paths.STANDIN_CHECKPOINT.stat().st_size}
+    card, ckpt = load(name), checkpoint_path(name)
+    card["training"] = {**summary, "checkpoint_sha256": file_sha256(ckpt), "checkpoint_bytes": ckpt.stat().st_size}
     card.pop("evaluation", None)  # stale: measured on other weights
-    write_json(paths.STANDIN_CARD_DATA, card)
+    write_json(card_data_path(name), card)
 
 
 RunFn = Callable[..., dict[str, Any]]  # a RunConfig in, a run record out (tipkit.experiments.pipeline.run)
 
 
-def evaluate(run: RunFn, shots: tuple[int, ...] = CARD_SHOTS, seed: int = 1) -> list[dict[str, Any]]:
+def evaluate(run: RunFn, shots: tuple[int, ...] = CARD_SHOTS, seed: int = 1, name: str = NAME) -> list[dict[str, Any]]:
     """Accuracy rows of the committed checkpoint, one per shot count, measured by ``run`` (the pipeline)."""
     from tipkit.config import make_config
 
     rows = []
     for k in shots:
-        rec = run(replace(make_config(shots=k, seed=seed)))
+        rec = run(replace(make_config(shots=k, seed=seed, backbone=name)))
         rows.append({"shots": k, "seed": seed, **{m: round(a, 2) for m, a in rec["metrics"]["test"].items()}})
     return rows
 
 
-def render(card: dict[str, Any]) -> str:
+def render(card: dict[str, Any], name: str = NAME) -> str:
+    """The Markdown card of stand-in ``name`` from its measured facts (the default's text is unchanged)."""
     tr, ev = card["training"], card.get("evaluation", [])
+    size = size_of(name)
+    smaller = "" if name == NAME else f"""
+A smaller sibling of the default stand-in `{NAME}` (size `{size}`), trained by `python -m tipkit standin train --size {size}` on the same data and captions with a
+shorter recipe (below), so that the book can compare backbones of different capacity (the paper's Table 3).
+"""
     recipe = "\n".join(f"| `{k}` | {v} |" for k, v in tr["recipe"].items())
     acc = "\n".join(f"| {r['shots']} | {r['zero_shot']:.2f} | {r['tip_adapter']:.2f} | {r['tip_adapter_f']:.2f} |"
                     for r in ev) or "| (not measured yet: run `python -m tipkit standin card`) | | | |"
-    return f"""# Model card: {NAME}, the {LABEL}
+    return f"""# Model card: {name}, the {LABEL}
 
 **This is not CLIP.** It is a {tr['parameters']:,}-parameter model with CLIP's architecture (a ViT image
 tower and a Transformer text tower trained with the symmetric contrastive loss), which tipkit trains
 itself on Fashion-MNIST because no real CLIP weights can be installed offline. It stands in for CLIP so
 that every code path of the book (open_clip loading with `pretrained=<path>`, feature caching, Tip-Adapter,
 Tip-Adapter-F) runs for real on a laptop. Its accuracies say nothing about CLIP's.
-
+{smaller}
 ## Files
-- Architecture: `tipkit/models/standin/{paths.STANDIN_CONFIG.name}` (an open_clip model config, registered with
+- Architecture: `tipkit/models/standin/{config_path(name).name}` (an open_clip model config, registered with
   `open_clip.add_model_config`).
-- Weights: `tipkit/models/standin/{paths.STANDIN_CHECKPOINT.name}`, fp16 state dict (safetensors), {tr['checkpoint_bytes']:,} bytes,
+- Weights: `tipkit/models/standin/{checkpoint_path(name).name}`, fp16 state dict (safetensors), {tr['checkpoint_bytes']:,} bytes,
   sha256 `{tr['checkpoint_sha256']}`.
-- Load: `open_clip.create_model_and_transforms("{NAME}", pretrained="<that path>")` after
+- Load: `open_clip.create_model_and_transforms("{name}", pretrained="<that path>")` after
   `tipkit.models.standin.register()`.
 
 ## Training data (pretraining)
@@ -85,7 +92,7 @@ captions, as a rare word in alt-text would, so zero-shot transfer to them is rea
 is on specialised datasets. (With no canonical names at all, zero-shot stayed near chance; with 3 % of
 captions it nearly matched the 16-shot cache, leaving Tip-Adapter nothing to show.)
 
-## Recipe (`python -m tipkit standin train`)
+## Recipe (`python -m tipkit standin train{'' if name == NAME else f' --size {size}'}`)
 | knob | value |
 |---|---|
 {recipe}
@@ -98,7 +105,7 @@ The weights are byte-reproducible: the same recipe writes the same file (checked
 |---|---|---|---|
 {acc}
 
-Measured by `python -m tipkit standin card` through the same pipeline as `python -m tipkit run`: α, β and
+Measured by `python -m tipkit standin card{'' if name == NAME else f' --size {size}'}` through the same pipeline as `python -m tipkit run`: α, β and
 Tip-Adapter-F's epoch chosen on min(K, 4) validation images per class, the test set read once.
 
 ## Limits
@@ -107,12 +114,12 @@ Not for any use beyond demonstrating and testing the Tip-Adapter pipeline.
 """
 
 
-def write_card(run: RunFn | None = None) -> Path:
-    """Render ``MODEL_CARD.md``; with ``run`` (the pipeline's run function), re-measure the accuracy first."""
-    card = load()
+def write_card(run: RunFn | None = None, name: str = NAME) -> Path:
+    """Render stand-in ``name``'s card; with ``run`` (the pipeline's run function), re-measure the accuracy first."""
+    card = load(name)
     if "training" not in card:
-        raise FileNotFoundError(f"{paths.STANDIN_CARD_DATA} has no training section: run `standin train` first")
+        raise FileNotFoundError(f"{card_data_path(name)} has no training section: run `standin train` first")
     if run is not None:
-        card["evaluation"] = evaluate(run)
-        write_json(paths.STANDIN_CARD_DATA, card)
-    return write_text(CARD_MD, render(card))
+        card["evaluation"] = evaluate(run, name=name)
+        write_json(card_data_path(name), card)
+    return write_text(card_md_path(name), render(card, name))

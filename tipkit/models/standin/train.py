@@ -1,7 +1,8 @@
 """The stand-in's pretraining recipe: contrastive image–caption training on Fashion-MNIST.
 
 ``python -m tipkit standin train`` runs it with the defaults below (fixed seed)
-and writes the checkpoint atomically. Only the ``pretrain`` part of the
+and writes the checkpoint atomically; ``--size tiny|small|base`` picks the architecture
+(``base``, the default, is the committed ``tipkit-standin-mini``). Only the ``pretrain`` part of the
 Fashion-MNIST training images is seen; the few-shot pool, val and test are disjoint.
 """
 
@@ -19,10 +20,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from tipkit import paths
 from tipkit.data import get_dataset
 from tipkit.io import save_safetensors
-from tipkit.models.standin import NAME, register
+from tipkit.models.standin import DEFAULT_SIZE, checkpoint_path, register, size_name
 from tipkit.models.standin.captions import caption
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,15 @@ class Recipe:
     canonical: float = 0.002  # fraction of captions using the canonical class name instead of a synonym
     crop_area: tuple[float, float] = (0.5, 1.0)  # random-resized-crop area range, as Tip-Adapter's views
     threads: int = 2  # torch CPU threads (results are identical for a fixed thread count)
+
+
+# Each size's default recipe (what ``standin train --size S`` runs). The smaller two are trained for fewer,
+# smaller steps: the base recipe took 19 min on two idle cores, and a shared CPU is the budget here.
+RECIPES: dict[str, Recipe] = {
+    "base": Recipe(),
+    "small": Recipe(steps=300, batch_size=128, warmup=30, threads=1),
+    "tiny": Recipe(steps=300, batch_size=128, warmup=30, threads=1),
+}
 
 
 def augment(x: torch.Tensor, area: tuple[float, float], gen: torch.Generator) -> torch.Tensor:
@@ -71,19 +80,22 @@ def lr_at(step: int, r: Recipe) -> float:
     return 0.5 * r.lr * (1 + math.cos(math.pi * t))
 
 
-def train(recipe: Recipe = Recipe(), out: "str | Path" = paths.STANDIN_CHECKPOINT,
-          data_root: "str | Path | None" = None) -> dict:
-    """Train the stand-in and save its fp16 state dict to ``out`` (safetensors); return a summary dict."""
+def train(recipe: Recipe = Recipe(), out: "str | Path | None" = None,
+          data_root: "str | Path | None" = None, size: str = DEFAULT_SIZE) -> dict:
+    """Train the stand-in of ``size`` and save its fp16 state dict to ``out`` (safetensors; default: its
+    committed path); return a summary dict."""
     import open_clip
 
+    name = size_name(size)
+    out = checkpoint_path(name) if out is None else out
     torch.set_num_threads(recipe.threads)
     torch.manual_seed(recipe.seed)
     register()
     split = get_dataset("fashion-mnist", root=data_root).split("pretrain")
     images = torch.from_numpy(np.stack([np.asarray(split.image(i)) for i in range(len(split))])).unsqueeze(1)
     labels = split.labels.tolist()
-    model = open_clip.create_model(NAME, pretrained=None)
-    tokenizer = open_clip.get_tokenizer(NAME)
+    model = open_clip.create_model(name, pretrained=None)
+    tokenizer = open_clip.get_tokenizer(name)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
@@ -92,7 +104,7 @@ def train(recipe: Recipe = Recipe(), out: "str | Path" = paths.STANDIN_CHECKPOIN
     rng = random.Random(recipe.seed)
     model.train()
     t0, losses = time.time(), []
-    bar = tqdm(range(recipe.steps), desc="pretrain stand-in", unit="step")
+    bar = tqdm(range(recipe.steps), desc=f"pretrain {name}", unit="step")
     for step in bar:
         idx = torch.randint(len(labels), (recipe.batch_size,), generator=gen)
         x = to_model_input(augment(images[idx].float() / 255.0, recipe.crop_area, gen))
@@ -115,6 +127,7 @@ def train(recipe: Recipe = Recipe(), out: "str | Path" = paths.STANDIN_CHECKPOIN
     save_safetensors(out, state)
     summary = {"recipe": asdict(recipe), "train_seconds": round(time.time() - t0, 1),
                "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
-               "parameters": sum(p.numel() for p in model.parameters())}
+               "parameters": sum(p.numel() for p in model.parameters()),
+               "image_parameters": sum(p.numel() for p in model.visual.parameters())}
     log.info("stand-in trained: %s", summary)
     return summary
