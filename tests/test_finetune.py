@@ -87,3 +87,20 @@ def test_same_config_and_seed_give_identical_numbers():
     a, b = pipeline.run(cfg), pipeline.run(cfg)
     assert a["metrics"] == b["metrics"] and a["hyper"] == b["hyper"] and a["history"] == b["history"]
     assert a["manifest"] == b["manifest"] and len(a["manifest"]) == 3 * 4
+
+
+def test_fused_adamw_keeps_the_accuracies_and_the_chosen_epoch(problem, monkeypatch):
+    """The fused optimiser step (one pass over the keys) against torch's reference AdamW loop: the keys agree to
+    float rounding, every epoch's accuracies and the kept epoch are the same."""
+    import importlib
+
+    ft = importlib.import_module("tipkit.core.finetune")  # the module (tipkit.core.finetune is also the function)
+
+    fused, _, _ = run_ft(problem, epochs=8)
+    monkeypatch.setattr(ft, "fused_adamw", lambda device: False)
+    reference, _, _ = run_ft(problem, epochs=8)
+    assert ft.fused_adamw("cpu") is False and fused.best_epoch == reference.best_epoch
+    assert [(h["val_acc"], h["train_acc"]) for h in fused.history] == \
+        [(h["val_acc"], h["train_acc"]) for h in reference.history]
+    assert torch.allclose(fused.keys, reference.keys, atol=1e-6, rtol=0)
+    assert [h["loss"] for h in fused.history] == pytest.approx([h["loss"] for h in reference.history], rel=1e-5)

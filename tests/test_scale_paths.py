@@ -72,6 +72,21 @@ def test_grid_argmax_equals_scoring_every_point(bisect, dims):
         assert torch.equal(pred[(slice(None), *point)], logits.argmax(-1)), point
 
 
+def test_grid_argmax_stacked_rows_share_one_base(bisect):
+    """APE's γ variants: ``[G·N, C]`` terms over one ``[N, C]`` base equal the repeated base, point by point."""
+    gen = torch.Generator().manual_seed(5)
+    n, c, g = 150, 7, 3
+    base = torch.randn(n, c, generator=gen) * 3
+    term = torch.rand(g * n, c, generator=gen) * 5
+    weights = torch.rand(13, generator=gen) * 4
+    pred = grid_argmax(base, [term], [weights])
+    assert pred.shape == (g * n, 13)
+    for j, w in enumerate(weights):
+        assert torch.equal(pred[:, j], (base.repeat(g, 1) + term * w).argmax(-1)), j
+    with pytest.raises(ValueError, match="do not stack"):
+        grid_argmax(base, [term[:-1]], [weights])
+
+
 def official_tip_loop(q, y, W, keys, values, betas, alphas):
     grid = torch.zeros(len(betas), len(alphas), dtype=torch.float64)
     for i, b in enumerate(betas):

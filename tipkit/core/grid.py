@@ -24,13 +24,13 @@ BOX_LIMIT = 1 << 20  # box points × unsettled queries × C below which a box is
 
 
 def _point_logits(base: torch.Tensor, terms: Sequence[torch.Tensor], weights: Sequence[torch.Tensor],
-                  rows: "torch.Tensor | None", point: tuple[int, ...]) -> torch.Tensor:
-    """``base + Σ_a terms[a] · weights[a][point[a]]`` for ``rows`` (all when None): ``[m, C]``, summed left
-    to right as the official codes do."""
+                  point: tuple[int, ...]) -> torch.Tensor:
+    """``base + Σ_a terms[a] · weights[a][point[a]]`` (``base`` broadcast over the terms' leading dims),
+    summed left to right as the official codes do."""
     logits = None
     for t, w, i in zip(terms, weights, point):
-        term = (t if rows is None else t[rows]) * w[i]
-        logits = term.add_(base if rows is None else base[rows]) if logits is None else logits.add_(term)
+        term = t * w[i]
+        logits = term.add_(base) if logits is None else logits.add_(term)
     return logits
 
 
@@ -55,57 +55,63 @@ def grid_argmax(base: torch.Tensor, terms: Sequence[torch.Tensor], weights: Sequ
 
     Args:
         base: ``[N, C]`` logits that no weight multiplies (e.g. zero-shot logits).
-        terms: one ``[N, C]`` tensor per grid axis.
+        terms: one ``[R, C]`` tensor per grid axis, ``R`` a multiple of ``N``: row ``r`` adds to ``base[r mod N]``
+            (``R / N`` stacked variants of the same queries, e.g. APE's γ, share one ``base``, never repeated).
         weights: one 1-D tensor per axis (any order; duplicates allowed), the axis' grid values.
 
     Returns:
-        ``[N, J_1, ..., J_d]`` int64 predictions (ties go to the lowest class index, as ``argmax``).
+        ``[R, J_1, ..., J_d]`` int64 predictions (ties go to the lowest class index, as ``argmax``).
     """
     if len(terms) != len(weights) or not terms:
         raise ValueError("grid_argmax needs one weight vector per term, and at least one term")
-    n = base.shape[0]
-    if n * base.shape[1] * int(torch.tensor([len(w) for w in weights]).prod()) <= DENSE_LIMIT:
-        return _dense_argmax(base, terms, weights)
+    (n, c), nb = terms[0].shape, base.shape[0]
+    if n % nb or any(t.shape != terms[0].shape for t in terms):
+        raise ValueError(f"grid_argmax: terms {[tuple(t.shape) for t in terms]} do not stack over base {tuple(base.shape)}")
+    if n * c * int(torch.tensor([len(w) for w in weights]).prod()) <= DENSE_LIMIT:
+        return _dense_argmax(base if n == nb else base.repeat(n // nb, 1), terms, weights)
     order = [torch.argsort(w.detach().cpu(), stable=True) for w in weights]
     ws = [w.to(base.dtype)[o.to(w.device)] for w, o in zip(weights, order)]  # each axis ascending
     shape = tuple(len(w) for w in ws)
     pred = torch.empty((n, *shape), dtype=torch.long, device=base.device)
     box = tuple((0, j - 1) for j in shape)
-    for corner in set(itertools.product(*box)):
-        pred[(slice(None), *corner)] = _point_logits(base, terms, ws, None, corner).argmax(-1)
-    stack = [(box, torch.arange(n, device=base.device))]
+    stacked = [t.reshape(n // nb, nb, c) for t in terms]
+    for corner in set(itertools.product(*box)):  # the whole grid's corners, every row (base broadcast)
+        pred[(slice(None), *corner)] = _point_logits(base, stacked, ws, corner).view(n, c).argmax(-1)
+    # a box's unsettled rows are gathered once (ids, base rows, term rows) and shared by its two halves
+    stack = [(box, torch.arange(n, device=base.device), None, None)]
     while stack:
-        box, rows = stack.pop()
+        box, ids, b, ts = stack.pop()
         corners = list(itertools.product(*box))
-        first = pred[(rows, *corners[0])]
+        first = pred[(ids, *corners[0])]
         agree = torch.ones_like(first, dtype=torch.bool)
-        for c in corners[1:]:
-            agree &= pred[(rows, *c)] == first
-        settled = rows[agree]
-        if len(settled):
-            region = (settled, *(slice(lo, hi + 1) for lo, hi in box))
-            pred[region] = first[agree].view(-1, *([1] * len(box)))
-        rows = rows[~agree]
+        for k in corners[1:]:
+            agree &= pred[(ids, *k)] == first
+        if bool(agree.any()):
+            pred[(ids[agree], *(slice(lo, hi + 1) for lo, hi in box))] = first[agree].view(-1, *([1] * len(box)))
         spans = [hi - lo for lo, hi in box]
         axis = max(range(len(box)), key=lambda a: spans[a])
-        if not len(rows) or spans[axis] < 2:
-            continue  # every point of the box is a corner: all are evaluated
+        if bool(agree.all()) or spans[axis] < 2:
+            continue  # settled, or every point of the box is a corner: all are evaluated
+        keep = ~agree
+        ids = ids[keep]
+        b, ts = (base[ids % nb], [t[ids] for t in terms]) if b is None else (b[keep], [t[keep] for t in ts])
         points = int(torch.tensor([s + 1 for s in spans]).prod())
-        if points * len(rows) * base.shape[1] <= BOX_LIMIT:  # small: score the box's points directly
-            sub = _dense_argmax(base[rows], [t[rows] for t in terms], [w[lo:hi + 1] for w, (lo, hi) in zip(ws, box)])
-            pred[(rows, *(slice(lo, hi + 1) for lo, hi in box))] = sub
+        if points * len(ids) * c <= BOX_LIMIT:  # small: score the box's points directly
+            sub = _dense_argmax(b, ts, [w[lo:hi + 1] for w, (lo, hi) in zip(ws, box)])
+            pred[(ids, *(slice(lo, hi + 1) for lo, hi in box))] = sub
             continue
         lo, hi = box[axis]
         mid = (lo + hi) // 2
-        plane = [(b if a != axis else (mid, mid)) for a, b in enumerate(box)]
+        plane = [(x if a != axis else (mid, mid)) for a, x in enumerate(box)]
         for point in set(itertools.product(*plane)):
-            pred[(rows, *point)] = _point_logits(base, terms, ws, rows, point).argmax(-1)
-        stack.append((tuple(b if a != axis else (lo, mid) for a, b in enumerate(box)), rows))
-        stack.append((tuple(b if a != axis else (mid, hi) for a, b in enumerate(box)), rows))
+            pred[(ids, *point)] = _point_logits(b, ts, ws, point).argmax(-1)
+        stack.append((tuple(x if a != axis else (lo, mid) for a, x in enumerate(box)), ids, b, ts))
+        stack.append((tuple(x if a != axis else (mid, hi) for a, x in enumerate(box)), ids, b, ts))
     for a, o in enumerate(order):  # back to the caller's order of each axis
-        inverse = torch.empty_like(o)
-        inverse[o] = torch.arange(len(o))
-        pred = pred.index_select(a + 1, inverse.to(pred.device))
+        if not torch.equal(o, torch.arange(len(o))):
+            inverse = torch.empty_like(o)
+            inverse[o] = torch.arange(len(o))
+            pred = pred.index_select(a + 1, inverse.to(pred.device))
     return pred
 
 

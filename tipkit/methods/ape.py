@@ -105,8 +105,8 @@ class APE(Method):
             for i, e in enumerate(tqdm(exp_schedule(distance, betas), total=len(betas), desc="APE search",
                                        unit="beta", leave=False)):
                 caches = self.values.matmul_scales(e, scales)  # [nγ, n, C]: e (V ⊙ exp(γ·div)) for every γ
-                g, n = caches.shape[:2]  # every γ at once: its queries are rows of one α-axis problem
-                pred = grid_argmax(zs.repeat(g, 1), [caches.reshape(g * n, -1)], [a]).view(g, n, -1)
+                g, n = caches.shape[:2]  # every γ at once: its queries are rows of one α-axis problem over zs
+                pred = grid_argmax(zs, [caches.reshape(g * n, -1)], [a]).view(g, n, -1)
                 correct[i] += (pred == y.view(1, -1, 1)).sum(1).T.cpu()  # [nα, nγ]
             del distance
         ib, ia, ig = torch.unravel_index(torch.argmax(correct.flatten()), correct.shape)  # β-α-γ order, first max
