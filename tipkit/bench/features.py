@@ -44,6 +44,7 @@ IMAGE_NOISE = 6.5  # norm of an image's deviation from its class mean
 VIEW_NOISE = 0.5  # norm of an augmented view's deviation from its image
 TEXT_NOISE = 1.0  # norm of a text row's deviation from its class mean (template ensemble)
 SINGLE_PROMPT_NOISE = 1.05  # the same for the single-prompt classifier
+FAMILY = "clip_like"  # the feature family above, stamped on every benchmark row (rows without it: "separable")
 PROTOCOLS = ("clean", "paper")
 FMNIST_TEST = 10_000  # Fashion-MNIST's test set
 

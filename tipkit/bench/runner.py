@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from tipkit import paths
 from tipkit.errors import TipkitError, choose
-from tipkit.bench.features import PROTOCOLS, QUICK_SHAPES, SHAPES, Shape, get_shape
+from tipkit.bench.features import FAMILY, PROTOCOLS, QUICK_SHAPES, SHAPES, Shape, get_shape
 from tipkit.bench.proc import DEFAULT_TIMEOUT_S, autocast, phase, run_task, status_kib
 from tipkit.io import atomic_path
 from tipkit.version import __version__
@@ -51,7 +51,7 @@ KEY = ["shape", "protocol", "method", "device", "precision"]  # a row is replace
 COLUMNS = ["machine", *KEY, "dataset", "classes", "shots", "cache_size", "dim", "views", "val_size", "test_size",
            "status", "error", "fit_s", "fit_cpu_s", "predict_s", "predict_cpu_s", "predict_s_per_1k", "test_acc",
            "chance_acc", "mem_kind", "inputs_mib", "fit_peak_mib", "predict_peak_mib", "threads", "load_1m",
-           "timeout_s", "torch", "tipkit", "created"]
+           "timeout_s", "torch", "tipkit", "features", "created"]
 EXCLUDED = ("coop",)  # CoOp trains prompts through the text encoder: it needs a backbone, not features
 PRECISIONS = ("fp32", "fp16", "bf16")
 
@@ -206,7 +206,7 @@ def run_bench(shapes: "Sequence[str] | None" = None, methods: "Sequence[str] | N
     fits = [m for m in methods if m != "encode"]
     tasks = [Task(get_shape(s), p, m) for s in shapes for p in protocols for m in fits]
     common = {"machine": kind, "device": torch.device(device).type, "precision": precision, "timeout_s": timeout,
-              "torch": torch.__version__, "tipkit": __version__}
+              "torch": torch.__version__, "tipkit": __version__, "features": FAMILY}
     start = time.monotonic()
     log.info("scale benchmark: %d tasks on %s -> %s", len(tasks), kind, path)
     if "encode" in methods:
