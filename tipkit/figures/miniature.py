@@ -22,6 +22,13 @@ def _cell(mean: float, std: float, seeds: int) -> str:
     return f"{mean:.1f} ± {std:.1f}" if seeds > 1 else f"{mean:.1f}"
 
 
+def _methods_as_rows(wide: pd.DataFrame) -> pd.DataFrame:
+    """Rows relabelled with the methods' display names, in the book's method order, without axis names."""
+    wide = wide.copy()
+    wide.index = wide.index.map(lambda m: METHOD_LABELS.get(m, m))
+    return wide.loc[present(list(wide.index))].rename_axis(None).rename_axis(None, axis=1)
+
+
 def _read(path: Path) -> pd.DataFrame:
     return pd.read_csv(path) if path.is_file() else pd.DataFrame()
 
@@ -45,8 +52,7 @@ def shift_table(data: "str | Path" = paths.BOOK_DATA, dataset: str = "fashion-mn
     wide = both.pivot_table(index="method", columns="test_set", values="cell", aggfunc="first")
     cols = [dataset] + sorted(c for c in wide.columns if c != dataset)
     wide = wide[cols].rename(columns=lambda c: SHIFT_NAMES.get(c, c))
-    wide.index = wide.index.map(lambda m: METHOD_LABELS.get(m, m))
-    return wide.loc[present(list(wide.index))].rename_axis(None).rename_axis(None, axis=1)
+    return _methods_as_rows(wide)
 
 
 def paper_shift_table(reported: "pd.DataFrame | None" = None) -> pd.DataFrame:
@@ -55,8 +61,7 @@ def paper_shift_table(reported: "pd.DataFrame | None" = None) -> pd.DataFrame:
     t5 = rep[rep.source == "paper Table 5"]
     wide = t5.pivot_table(index="method", columns="tipkit_dataset", values="top1", aggfunc="first")
     wide = wide[["imagenet", "imagenet_v2", "imagenet_sketch"]].rename(columns=SHIFT_NAMES)
-    wide.index = wide.index.map(lambda m: METHOD_LABELS.get(m, m))
-    return wide.loc[present(list(wide.index))].map(lambda v: f"{v:.2f}").rename_axis(None).rename_axis(None, axis=1).rename_axis(None, axis=1)
+    return _methods_as_rows(wide.map(lambda v: f"{v:.2f}"))
 
 
 def backbone_table(data: "str | Path" = paths.BOOK_DATA, dataset: str = "fashion-mnist", shots: int = 16,
@@ -73,8 +78,7 @@ def backbone_table(data: "str | Path" = paths.BOOK_DATA, dataset: str = "fashion
     s = s.assign(cell=[_cell(m, d, n) for m, d, n in zip(s["mean"], s["std"], s["seeds"])])
     wide = s.pivot_table(index="method", columns="backbone", values="cell", aggfunc="first").dropna()
     wide = wide[[b for b in STANDIN_ORDER if b in wide.columns]]
-    wide.index = wide.index.map(lambda m: METHOD_LABELS.get(m, m))
-    return wide.loc[present(list(wide.index))].rename_axis(None).rename_axis(None, axis=1)
+    return _methods_as_rows(wide)
 
 
 def paper_backbone_table(reported: "pd.DataFrame | None" = None) -> pd.DataFrame:
@@ -83,8 +87,7 @@ def paper_backbone_table(reported: "pd.DataFrame | None" = None) -> pd.DataFrame
     t3 = rep[rep.source == "paper Table 3"]
     wide = t3.pivot_table(index="method", columns="backbone", values="top1", aggfunc="first")
     wide = wide[[b for b in ("RN50", "RN101", "ViT-B-32", "ViT-B-16") if b in wide.columns]]
-    wide.index = wide.index.map(lambda m: METHOD_LABELS.get(m, m))
-    return wide.loc[present(list(wide.index))].map(lambda v: f"{v:.2f}").rename_axis(None).rename_axis(None, axis=1).rename_axis(None, axis=1)
+    return _methods_as_rows(wide.map(lambda v: f"{v:.2f}"))
 
 
 def shift_recipes() -> str:
