@@ -25,6 +25,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     for name in ("search_scale", "search_step"):
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, nargs=2, type=float if name == "search_scale" else int,
                        metavar=("BETA", "ALPHA"), help=f"(default: {getattr(d, name)})")
+    p.add_argument("--prompts", dest="prompts", metavar="FILE",
+                   help="per-class prompt file in CuPL's JSON format ({class: [sentences]}); builds the text classifier")
     p.add_argument("--methods", nargs="+", help=f"methods to run (default: {' '.join(d.methods)})")
     p.add_argument("--protocol", choices=["clean", "paper"], help="(default: clean)")
     p.add_argument("--sampler", choices=["tipkit", "official"], help="few-shot draw (default: tipkit)")

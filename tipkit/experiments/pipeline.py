@@ -28,7 +28,9 @@ from tipkit.core.metrics import accuracy
 from tipkit.core.search import MEMORY_BUDGET, grid_search, paper_grid
 from tipkit.errors import TipkitError, choose
 from tipkit.methods import FewShotData, Method, get_method, list_methods
-from tipkit.models.backbone import Backbone, class_embeddings, load_backbone
+from tipkit.methods.hparams import paper_settings
+from tipkit.models.backbone import (Backbone, class_embeddings, load_backbone, logit_scale, raw_class_embeddings,
+                                    text_classifier)
 from tipkit.models.features import image_features, view_features
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,8 @@ def validate(cfg: RunConfig) -> data_mod.Dataset:
     data_mod.few_shot_for(cfg, ds.split("train"))  # raises on bad shots
     if "val" in ds.splits:
         data_mod.val_for(cfg, ds.split("val"))  # raises when val is too small for the protocol
+    if cfg.prompts is not None:
+        data_mod.load_prompt_file(cfg.prompts, ds.classnames)  # raises on a bad or incomplete prompt file
     for key in ("augment_views", "epochs", "batch_size"):
         if getattr(cfg, key) < 1:
             raise TipkitError(f"{key} must be >= 1, got {getattr(cfg, key)}")
@@ -95,8 +99,11 @@ def prepare(cfgs: list[RunConfig]) -> None:
 
 
 def method_overrides(cfg: RunConfig, name: str) -> dict[str, Any]:
-    """A method's settings from the run config (Tip's grid and Tip-F's training follow the dataset's)."""
+    """A method's settings from the run config (Tip's grid and Tip-F's training follow the dataset's; under
+    ``paper``, APE's and APE-T's follow their official per-dataset configs and LP++ chooses on its own split)."""
     grid = {"search_scale": list(cfg.search_scale), "search_step": list(cfg.search_step)}
+    if cfg.protocol == "paper" and name not in ("tip_adapter", "tip_adapter_f"):
+        return {**paper_settings(cfg.dataset, name), **({"val_shots": "shots"} if name == "lp_plus_plus" else {})}
     if name == "tip_adapter":
         return grid
     if name == "tip_adapter_f":
@@ -115,7 +122,8 @@ def fit(cfg: RunConfig, ds: "data_mod.Dataset | None" = None) -> Fitted:
     t: dict[str, float] = {}
     t0 = time.perf_counter()
     bb = load_backbone(cfg.backbone, cfg.pretrained, device=cfg.device, precision=cfg.precision, init_seed=cfg.seed)
-    W = class_embeddings(bb, ds.classnames, ds.templates)
+    W = class_embeddings(bb, ds.classnames, ds.templates) if cfg.prompts is None else \
+        text_classifier(bb, data_mod.load_prompt_file(cfg.prompts, ds.classnames))  # CuPL-style per-class prompts
     single = W if ds.templates == [SINGLE_PROMPT] or len(ds.templates) == 1 else \
         class_embeddings(bb, ds.classnames, [SINGLE_PROMPT])
     train, val = ds.split("train"), ds.split("val")
@@ -127,7 +135,8 @@ def fit(cfg: RunConfig, ds: "data_mod.Dataset | None" = None) -> Fitted:
     data = FewShotData(views=views, labels=torch.from_numpy(train.labels[few]), val=fv,
                        val_labels=torch.from_numpy(val.labels[val_idx]), class_embeddings=W,
                        single_prompt_embeddings=single, seed=cfg.seed, device=cfg.device, backbone=bb,
-                       classnames=ds.classnames)
+                       classnames=ds.classnames, raw_class_embeddings=raw_class_embeddings(bb, ds.classnames, ds.templates),
+                       logit_scale=logit_scale(bb))
     t["features_s"] = time.perf_counter() - t0
     methods, val_acc = {}, {}
     for name in cfg.methods:
