@@ -38,6 +38,7 @@ from tipkit.experiments import pipeline
 from tipkit.io import write_text
 from tipkit.methods import get_method
 from tipkit.methods.lpplusplus import own_val
+from tipkit.models.backbone import raw_class_embeddings
 from tipkit.models.features import image_features
 
 OUT = Path(__file__).resolve().parent / "results" / "parity.csv"
@@ -76,6 +77,7 @@ def features(shots: int, seed: int):
     d, ds = fitted.data, fitted.dataset
     test = ds.split("test")
     ft = l2_normalize(image_features(fitted.backbone, ds.name, test, batch_size=cfg.batch_size))
+    d.raw_class_embeddings = raw_class_embeddings(fitted.backbone, ds.classnames, ds.templates)  # CLAP's base
     vi = own_val(d, "shots")
     f = types.SimpleNamespace(views=d.views, labels=d.labels, keys=d.keys, W=d.class_embeddings,
                               raw_W=d.raw_class_embeddings, val=d.val, yv=d.val_labels, val_lpp=d.val[vi],

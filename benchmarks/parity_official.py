@@ -7,7 +7,8 @@ results are read back from the captured output where the function returns nothin
 it is applied:
 
 - ``SHIM cuda``: ``Tensor.cuda`` / ``Module.cuda`` are no-ops (the CPU stands in for the GPU);
-- ``SHIM half``: ``Tensor.half`` / ``Module.half`` are no-ops for codes that cast to fp16 by hand (APE-T, Tip-X):
+- ``SHIM half``: ``Tensor.half`` / ``Module.half`` are no-ops for codes that cast to fp16 by hand (APE-T, Tip-X;
+  LP++'s ``get_one_hot`` asks for ``dtype=torch.float16``, so its one-hots are made in fp32 the same way):
   on CUDA they would run in fp16, on the CPU everything stays fp32, as tipkit computes;
 - ``SHIM encoder``: the image encoder is replaced by tipkit's cached views: a "loader" whose images are already
   features and a model whose ``encode_image`` is the identity (each pass over the loader gives the next
@@ -19,6 +20,10 @@ it is applied:
   cached by one run (APE's channel criterion) is read by another;
 - ``SHIM numpy 2``: ``float(a)`` of a one-element 1-D array (the codes' ``cls_acc``), an error since NumPy 2,
   takes the element as NumPy 1 did: the checkout's modules see a ``float`` that accepts it;
+- ``SHIM torch 2``: Dassl's warm-up schedulers pass ``verbose`` to ``LRScheduler.__init__``, which recent
+  PyTorch no longer takes; it is accepted and ignored;
+- ``SHIM init``: LP++'s linear layer draws its bias from torch's global generator, tipkit from its own seeded one;
+  the runner gives the code tipkit's draw (the same law), so both start from the same point;
 - ``SHIM torch.load``: ``weights_only=False`` where the code re-loads a whole module it saved (PyTorch >= 2.6);
 - ``SHIM APE-T config``: APE-T at HEAD reads ``cfg['feat_num']`` (absent from every shipped config: KeyError) and
   selects ``training_free_feat_num`` channels for a residual of ``training_feat_num`` (a crash when they differ);
@@ -128,13 +133,48 @@ def load(name: str) -> types.ModuleType:
 @contextlib.contextmanager
 def no_half() -> Iterator[None]:
     """SHIM half: fp16 casts by hand become no-ops (fp32 on the CPU)."""
-    saved = torch.Tensor.half, torch.nn.Module.half
+    saved = torch.Tensor.half, torch.nn.Module.half, torch.zeros
     torch.Tensor.half = lambda self, *a, **k: self
     torch.nn.Module.half = lambda self, *a, **k: self
+    torch.zeros = lambda *a, **k: saved[2](*a, **{**k, "dtype": torch.float32 if k.get("dtype") is torch.float16
+                                                   else k.get("dtype")})
     try:
         yield
     finally:
-        torch.Tensor.half, torch.nn.Module.half = saved
+        torch.Tensor.half, torch.nn.Module.half, torch.zeros = saved
+
+
+@contextlib.contextmanager
+def scheduler_verbose() -> Iterator[None]:
+    """SHIM torch 2: Dassl's schedulers pass ``verbose`` positionally, an argument recent PyTorch removed."""
+    cls = torch.optim.lr_scheduler.LRScheduler
+    saved = cls.__init__
+    cls.__init__ = lambda self, optimizer, last_epoch=-1, verbose=None: saved(self, optimizer, last_epoch)
+    try:
+        yield
+    finally:
+        cls.__init__ = saved
+
+
+@contextlib.contextmanager
+def tipkit_bias(seed: int) -> Iterator[None]:
+    """SHIM init: LP++'s ``nn.Linear`` bias, the one random draw the two codes do not share, drawn as tipkit draws
+    it (uniform in ±1/√D from a generator seeded with the run's seed; the code draws the same law from torch's
+    global generator). Its weight is overwritten by the class sums in both."""
+    saved = torch.nn.Linear.reset_parameters
+
+    def reset(self) -> None:
+        saved(self)
+        if self.bias is not None:
+            gen = torch.Generator().manual_seed(seed)
+            with torch.no_grad():
+                self.bias.copy_((torch.rand(self.out_features, generator=gen) * 2 - 1) / self.in_features ** 0.5)
+
+    torch.nn.Linear.reset_parameters = reset
+    try:
+        yield
+    finally:
+        torch.nn.Linear.reset_parameters = saved
 
 
 @contextlib.contextmanager
@@ -270,9 +310,8 @@ def ape_t(root: str, f, s: dict) -> tuple[float, dict]:
 
 
 def lp_plus_plus(root: str, f, s: dict) -> tuple[float, dict]:
-    with checkout(root):
+    with checkout(root), no_half(), tipkit_bias(f.seed):  # its get_one_hot builds fp16 one-hots
         lpp = load("methods.linear_probe_p2")
-        torch.manual_seed(f.seed)  # nn.Linear's bias draw (tipkit seeds its own generator)
         method = lpp.LinearProbe_P2({"train_epoch": s["epochs"], "shots": f.shots, "dataset": "parity",
                                      "output_dir": os.getcwd()})
         train = ViewLoader(f.views[:1], f.labels)  # one pass of the augmented loader: the first view
@@ -298,7 +337,7 @@ def clap(roots: tuple[str, str], f, s: dict) -> tuple[float, dict]:
     (the Dassl data manager, CLIP loading and checkpointing are skipped: SHIM encoder)."""
     import numpy as np
 
-    with checkout(*roots):
+    with checkout(*roots), scheduler_verbose():
         A = load("trainers.adapters")
         optim = load("dassl.optim")
         ns = types.SimpleNamespace

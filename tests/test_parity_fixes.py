@@ -20,7 +20,7 @@ from tipkit.experiments import pipeline
 from tipkit.methods import FewShotData, get_method, hparams
 from tipkit.methods.ape import select_channels
 from tipkit.methods.lpplusplus import own_val
-from tipkit.models.backbone import load_backbone, text_classifier
+from tipkit.models.backbone import class_embeddings, load_backbone, raw_class_embeddings, text_classifier
 
 
 def _with_raw(d: FewShotData, scale: float = 20.0) -> tuple[FewShotData, torch.Tensor]:
@@ -156,11 +156,15 @@ def test_a_run_builds_its_classifier_from_the_prompt_file(tmp_path):
     bb = load_backbone(cfg.backbone, cfg.pretrained, init_seed=cfg.seed)
     want = text_classifier(bb, data.load_prompt_file(f, ds.classnames))
     assert torch.allclose(fitted.data.class_embeddings, want, atol=1e-6)
-    assert not torch.allclose(fitted.data.class_embeddings, pipeline.fit(config.make_config(
-        dataset="synthetic", pretrained="none", methods=["zero_shot"], augment_views=1)).data.class_embeddings)
+    plain = pipeline.fit(config.make_config(dataset="synthetic", pretrained="none", methods=["zero_shot"],
+                                            augment_views=1)).data
+    assert not torch.allclose(fitted.data.class_embeddings, plain.class_embeddings)
+    single = class_embeddings(bb, ds.classnames, [pipeline.SINGLE_PROMPT])
+    assert torch.allclose(fitted.data.single_prompt_embeddings, single, atol=1e-6)  # never the file's sentences
     assert math.isclose(fitted.data.logit_scale, float(bb.model.logit_scale.detach().exp()), rel_tol=1e-6)
-    raw = fitted.data.raw_class_embeddings
-    assert raw is not None and not torch.allclose(raw.norm(dim=-1), torch.ones(len(raw)))
+    assert fitted.data.raw_class_embeddings is None  # computed only when CLAP runs
+    raw = raw_class_embeddings(bb, ds.classnames, ds.templates)
+    assert not torch.allclose(raw.norm(dim=-1), torch.ones(len(raw)))  # CLAP's base: not normalised
     (tmp_path / "short.json").write_text(json.dumps({ds.classnames[0]: ["x"]}))
     with pytest.raises(TipkitError, match="has no sentences for class"):
         pipeline.validate(config.make_config(dataset="synthetic", pretrained="none", prompts=str(tmp_path / "short.json")))

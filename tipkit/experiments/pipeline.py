@@ -124,7 +124,7 @@ def fit(cfg: RunConfig, ds: "data_mod.Dataset | None" = None) -> Fitted:
     bb = load_backbone(cfg.backbone, cfg.pretrained, device=cfg.device, precision=cfg.precision, init_seed=cfg.seed)
     W = class_embeddings(bb, ds.classnames, ds.templates) if cfg.prompts is None else \
         text_classifier(bb, data_mod.load_prompt_file(cfg.prompts, ds.classnames))  # CuPL-style per-class prompts
-    single = W if ds.templates == [SINGLE_PROMPT] or len(ds.templates) == 1 else \
+    single = W if cfg.prompts is None and (ds.templates == [SINGLE_PROMPT] or len(ds.templates) == 1) else \
         class_embeddings(bb, ds.classnames, [SINGLE_PROMPT])
     train, val = ds.split("train"), ds.split("val")
     few = data_mod.few_shot_for(cfg, train)
@@ -135,7 +135,8 @@ def fit(cfg: RunConfig, ds: "data_mod.Dataset | None" = None) -> Fitted:
     data = FewShotData(views=views, labels=torch.from_numpy(train.labels[few]), val=fv,
                        val_labels=torch.from_numpy(val.labels[val_idx]), class_embeddings=W,
                        single_prompt_embeddings=single, seed=cfg.seed, device=cfg.device, backbone=bb,
-                       classnames=ds.classnames, raw_class_embeddings=raw_class_embeddings(bb, ds.classnames, ds.templates),
+                       classnames=ds.classnames, raw_class_embeddings=raw_class_embeddings(bb, ds.classnames, ds.templates)
+                       if "clap" in cfg.methods else None,  # CLAP's base: the raw text features
                        logit_scale=logit_scale(bb))
     t["features_s"] = time.perf_counter() - t0
     methods, val_acc = {}, {}
