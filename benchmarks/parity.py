@@ -136,6 +136,14 @@ def merge(rows: list[list], path: Path) -> None:
     w.writerow(HEADER)
     w.writerows(sorted(kept + rows, key=lambda r: (order.index(r[0]), -int(r[4]))))
     write_text(path, buf.getvalue())
+    pending = path.parent / "parity_pending.csv"  # cells listed as not yet measured: drop the ones just measured
+    if pending.exists():
+        left = [p for p in csv.DictReader(pending.open()) if (p["method"], p["shots"]) not in new_keys]
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["method", "shots", "why"])
+        w.writerows([p["method"], p["shots"], p["why"]] for p in left)
+        write_text(pending, buf.getvalue())
 
 
 def main(argv: "list[str] | None" = None) -> int:
