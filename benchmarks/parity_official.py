@@ -301,6 +301,9 @@ def ape_t(root: str, f, s: dict) -> tuple[float, dict]:
                "training_free_feat_num": s["feat_num"], "feat_num": s["feat_num"],  # SHIM APE-T config
                "init_beta": s["init_beta"], "init_alpha": s["init_alpha"], "lr": s["lr"], "eps": s["eps"],
                "train_epoch": s["epochs"], "cache_dir": "caches/parity"}
+        # main.py runs APE first: its text-and-cache channel similarity is cached in caches/<dataset>/ and APE_T's
+        # cal_criterion (whose default is text only) reads it back; the runner keeps that order
+        captured(main.cal_criterion, {**cfg, "w": s["w"]}, f.W.T, f.keys, only_use_txt=False)
         loader = ViewLoader(f.views, f.labels, s["batch_size"], shuffle=True, seed=f.seed)
         _, out = captured(main.APE_T, cfg, f.keys.T.clone(), _one_hot(f), f.val, f.yv, f.test, f.yt, f.W.T,
                           Encoder(), loader)
@@ -351,6 +354,7 @@ def clap(roots: tuple[str, str], f, s: dict) -> tuple[float, dict]:
         model = A.CustomCLIP.__new__(A.CustomCLIP)
         torch.nn.Module.__init__(model)
         model.logit_scale = torch.nn.Parameter(torch.tensor(float(np.log(f.logit_scale))))  # the model's own
+        model.logit_scale.requires_grad_(False)  # as ADAPTER.build_model freezes every non-adapter parameter
         model.dtype = torch.float32
         clip_model = ns(dtype=torch.float32, logit_scale=model.logit_scale)
         model.adapter = A.AdapterMethod(cfg, clip_model, f.raw_W.clone())  # base: the RAW text features
