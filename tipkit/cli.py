@@ -64,6 +64,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--extra-test", dest="extra_test", nargs="+", metavar="DATASET",
                    help="also score the fitted methods, unchanged, on these shifted test sets (same classes), "
                         "e.g. fashion-mnist-sketch fashion-mnist-v2, or imagenet_v2 imagenet_sketch")
+    p.add_argument("--prompts", dest="prompts", metavar="FILE",
+                   help="per-class prompt file in CuPL's JSON format ({class: [sentences]}): builds the text "
+                        "classifier from it instead of the dataset's templates")
     p.add_argument("--sampler", choices=["tipkit", "official"],
                    help="few-shot draw: tipkit's per-class numpy draw or the official random.sample (default: tipkit)")
     p.add_argument("--download", action="store_true", default=None, help="fetch missing images where torchvision can")

@@ -64,6 +64,7 @@ class RunConfig:
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))  # names from tipkit.methods
     extra_test: list[str] = field(default_factory=list)  # shifted test sets, same classes, scored unchanged
     protocol: str = "clean"  # "clean": choices on min(K, 4) val images per class; "paper": the official code's
+    prompts: str | None = None  # per-class prompt file in CuPL's JSON format (None: the dataset's templates)
     download: bool = False  # let a dataset's loader fetch missing images where torchvision can
     out: str | None = None  # record path (None: <results>/records/<run name>.json)
 

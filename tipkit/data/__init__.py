@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from tipkit.data import fashion_mnist, fashion_shift, folder, imagenet, paper, synthetic  # noqa: F401 (each registers)
 from tipkit.data.fewshot import few_shot_for, manifest, sample_few_shot, val_for
+from tipkit.data.prompts import load_prompt_file
 from tipkit.data.registry import Dataset, Split, dataset_for, get_dataset, list_datasets, register
 
-__all__ = ["Dataset", "Split", "dataset_for", "few_shot_for", "get_dataset", "list_datasets", "manifest",
-           "register", "sample_few_shot", "val_for"]
+__all__ = ["Dataset", "Split", "dataset_for", "few_shot_for", "get_dataset", "list_datasets", "load_prompt_file",
+           "manifest", "register", "sample_few_shot", "val_for"]

@@ -30,8 +30,9 @@ from tipkit.core.search import MEMORY_BUDGET, grid_search, paper_grid
 from tipkit.errors import TipkitError, choose
 from tipkit.experiments.shift import evaluate_extra, extra_datasets
 from tipkit.methods import FewShotData, Method, get_method, list_methods
+from tipkit.methods.hparams import paper_settings
 from tipkit.models.backbone import (Backbone, check_device, check_weights, class_embeddings, list_backbones,
-                                   load_backbone)
+                                    load_backbone, logit_scale, raw_class_embeddings, text_classifier)
 from tipkit.models.features import image_features, view_features
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ def validate(cfg: RunConfig) -> data_mod.Dataset:
     if "val" in ds.splits:
         data_mod.val_for(cfg, ds.split("val"), names=ds.classnames)  # raises when val is too small for the protocol
     extra_datasets(cfg, ds)  # raises on an unknown or incompatible extra test set
+    if cfg.prompts is not None:
+        data_mod.load_prompt_file(cfg.prompts, ds.classnames)  # raises on a bad or incomplete prompt file
     for key in ("augment_views", "epochs", "batch_size"):
         if getattr(cfg, key) < 1:
             raise TipkitError(f"{key} must be >= 1, got {getattr(cfg, key)}")
@@ -105,8 +108,11 @@ def prepare(cfgs: list[RunConfig]) -> None:
 
 
 def method_overrides(cfg: RunConfig, name: str) -> dict[str, Any]:
-    """A method's settings from the run config (Tip's grid and Tip-F's training follow the dataset's)."""
+    """A method's settings from the run config (Tip's grid and Tip-F's training follow the dataset's; under
+    ``paper``, APE's and APE-T's follow their official per-dataset configs and LP++ chooses on its own split)."""
     grid = {"search_scale": list(cfg.search_scale), "search_step": list(cfg.search_step)}
+    if cfg.protocol == "paper" and name not in ("tip_adapter", "tip_adapter_f"):
+        return {**paper_settings(cfg.dataset, name), **({"val_shots": "shots"} if name == "lp_plus_plus" else {})}
     if name == "tip_adapter":
         return grid
     if name == "tip_adapter_f":
@@ -125,8 +131,9 @@ def fit(cfg: RunConfig, ds: "data_mod.Dataset | None" = None) -> Fitted:
     t: dict[str, float] = {}
     t0 = time.perf_counter()
     bb = load_backbone(cfg.backbone, cfg.pretrained, device=cfg.device, precision=cfg.precision, init_seed=cfg.seed)
-    W = class_embeddings(bb, ds.classnames, ds.templates)
-    single = W if ds.templates == [SINGLE_PROMPT] or len(ds.templates) == 1 else \
+    W = class_embeddings(bb, ds.classnames, ds.templates) if cfg.prompts is None else \
+        text_classifier(bb, data_mod.load_prompt_file(cfg.prompts, ds.classnames))  # CuPL-style per-class prompts
+    single = W if cfg.prompts is None and (ds.templates == [SINGLE_PROMPT] or len(ds.templates) == 1) else \
         class_embeddings(bb, ds.classnames, [SINGLE_PROMPT])
     train, val = ds.split("train"), ds.split("val")
     few = data_mod.few_shot_for(cfg, train)
@@ -137,7 +144,9 @@ def fit(cfg: RunConfig, ds: "data_mod.Dataset | None" = None) -> Fitted:
     data = FewShotData(views=views, labels=torch.from_numpy(train.labels[few]), val=fv,
                        val_labels=torch.from_numpy(val.labels[val_idx]), class_embeddings=W,
                        single_prompt_embeddings=single, seed=cfg.seed, device=cfg.device, backbone=bb,
-                       classnames=ds.classnames)
+                       classnames=ds.classnames, raw_class_embeddings=raw_class_embeddings(bb, ds.classnames, ds.templates)
+                       if "clap" in cfg.methods else None,  # CLAP's base: the raw text features
+                       logit_scale=logit_scale(bb))
     t["features_s"] = time.perf_counter() - t0
     methods, val_acc = {}, {}
     for name in cfg.methods:

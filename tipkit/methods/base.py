@@ -48,6 +48,9 @@ class FewShotData:
         device: torch device every method computes on.
         backbone: the loaded open_clip model (only CoOp needs its text encoder).
         classnames: class names (only CoOp needs them).
+        raw_class_embeddings: ``[C, D]`` the text classifier BEFORE normalisation (mean of the raw template
+            embeddings; CLAP's prototypes start there), if available.
+        logit_scale: the model's ``exp(logit_scale)`` (100 for CLIP; CLAP scales its logits by it).
 
     Tensors are stored as float32 (labels int64) on the CPU and treated as read-only; every method
     moves what it needs to ``device``.
@@ -63,9 +66,11 @@ class FewShotData:
     device: str = "cpu"
     backbone: "Backbone | None" = field(default=None, repr=False)
     classnames: "list[str] | None" = None
+    raw_class_embeddings: "torch.Tensor | None" = None
+    logit_scale: float = 100.0
 
     def __post_init__(self) -> None:
-        for name in ("views", "val", "class_embeddings", "single_prompt_embeddings"):  # canonical: float32, CPU
+        for name in ("views", "val", "class_embeddings", "single_prompt_embeddings", "raw_class_embeddings"):  # canonical: float32, CPU
             t = getattr(self, name)
             if t is not None:
                 setattr(self, name, torch.as_tensor(t).detach().float().cpu())
@@ -81,6 +86,8 @@ class FewShotData:
                   ("class_embeddings", self.class_embeddings, (None, d))]
         if self.single_prompt_embeddings is not None:
             checks.append(("single_prompt_embeddings", self.single_prompt_embeddings, tuple(self.class_embeddings.shape)))
+        if self.raw_class_embeddings is not None:
+            checks.append(("raw_class_embeddings", self.raw_class_embeddings, tuple(self.class_embeddings.shape)))
         for name, t, shape in checks:
             if t.dim() != len(shape) or any(s is not None and s != n for s, n in zip(shape, t.shape)):
                 want = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
@@ -92,6 +99,8 @@ class FewShotData:
         if self.classnames is not None and len(self.classnames) != self.num_classes:
             raise TipkitError(f"{len(self.classnames)} class names for {self.num_classes} classes")
         torch.device(self.device)  # raises on a malformed device string
+        if not (isinstance(self.logit_scale, (int, float)) and math.isfinite(self.logit_scale) and self.logit_scale > 0):
+            raise TipkitError(f"logit_scale must be a positive number, got {self.logit_scale!r}")
 
     @property
     def num_classes(self) -> int:

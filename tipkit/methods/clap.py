@@ -5,7 +5,11 @@ Vision-Language Models", CVPR 2024, arXiv 2312.12730; code github.com/jusiro/CLA
 A linear probe whose class prototypes ``w_c`` start at the zero-shot prototypes ``t_c`` (ZS-LP),
 trained with a class-wise penalty toward them (CLAP, the code's ``l2`` constraint):
 
-    logits = 100 · (f/‖f‖) (w/‖w‖)ᵀ,   L = CE + (1/C) Σ_c λ_c ‖w_c − t_c‖²
+    logits = s · (f/‖f‖) (w/‖w‖)ᵀ,   L = CE + (1/C) Σ_c λ_c ‖w_c − t_c‖²
+
+with ``t_c`` the RAW (unnormalised) text features of class c — the mean of its template embeddings before
+any normalisation (``_get_base_text_features``; ``data.raw_class_embeddings``) — and ``s`` the model's own
+``logit_scale.exp()`` (``forward_lp``; 100 for CLIP, ``data.logit_scale``), as the code does.
 
 The multipliers are set once from the few-shot data, with no validation set: ``λ_c`` is the mean
 zero-shot probability of the true class over class c's augmented few-shot samples
@@ -13,9 +17,11 @@ zero-shot probability of the true class over class c's augmented few-shot sample
 decay), 300 epochs of Dassl's warm-up + cosine schedule; each epoch draws ``max(1, K // 256)``
 batches of 256 from the shuffled pool of all augmented views; the last epoch is kept.
 
-Deviation: the code's ``t_c`` are unnormalised text embeddings (single CoOp prompt, plus the 7-template
-set on ImageNet); here they are ``data.class_embeddings`` (L2-normalised rows), so the penalty acts on
-unit-scale prototypes.
+The code's templates are one CoOp prompt per dataset (plus 7 on ImageNet); tipkit averages the dataset's own
+templates. ``init="normalized"`` keeps tipkit's earlier variant, labelled as such: prototypes from the
+L2-normalised template-ensemble rows (``data.class_embeddings``, so the penalty acts on unit-scale
+prototypes, which lets them move further relative to their norm) and the scale fixed at 100. Without raw
+features (``data.raw_class_embeddings`` is None) ``init="raw"`` starts from ``data.class_embeddings``.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from tipkit.core.cache import l2_normalize
+from tipkit.errors import choose
 from tipkit.methods.base import FewShotData, Method, dassl_lr, register, require_positive, val_accuracy
 
 log = logging.getLogger(__name__)
@@ -50,8 +57,13 @@ class CLAP(Method):
         a, k, d = data.views.shape
         pool = data.normalized_views.reshape(a * k, d).to(dev)  # every augmented view is a sample
         y = data.labels.repeat(a).to(dev)
-        t = data.class_embeddings.float().to(dev)
-        self.lambdas = class_multipliers(100.0 * pool @ t.T, y, data.num_classes)  # [C]
+        init = choose("CLAP init", p["init"], ["normalized", "raw"])
+        raw = init == "raw" and data.raw_class_embeddings is not None
+        t = (data.raw_class_embeddings if raw else data.class_embeddings).float().to(dev)  # [C, D]
+        scale = p["logit_scale"] if p["logit_scale"] is not None else (data.logit_scale if init == "raw" else 100.0)
+        require_positive(self.name, logit_scale=scale)
+        self.scale = float(scale)
+        self.lambdas = class_multipliers(self.scale * pool @ (l2_normalize(t) if raw else t).T, y, data.num_classes)
         prototypes = torch.nn.Parameter(t.clone())
         opt = torch.optim.SGD([prototypes], lr=p["lr"], momentum=p["momentum"], weight_decay=p["weight_decay"])
         gen = torch.Generator().manual_seed(data.seed)
@@ -65,7 +77,7 @@ class CLAP(Method):
             loss_sum, ce_sum = 0.0, 0.0
             for i in range(n_batches):
                 b = order[i * bs:(i + 1) * bs]
-                ce = F.cross_entropy(100.0 * pool[b] @ l2_normalize(prototypes).T, y[b])
+                ce = F.cross_entropy(self.scale * pool[b] @ l2_normalize(prototypes).T, y[b])
                 penalty = (self.lambdas * (prototypes - t).pow(2).sum(-1)).mean()
                 loss = ce + penalty
                 opt.zero_grad(set_to_none=True)
@@ -76,8 +88,10 @@ class CLAP(Method):
         self.prototypes = l2_normalize(prototypes.detach())
         with torch.no_grad():
             val_acc = val_accuracy(self._predict(data.val.float().to(dev)), data.val_labels)
-        self.hyper = {"lambdas": [float(v) for v in self.lambdas], "val_acc": val_acc}  # val only reported, not used
+        self.hyper = {"lambdas": [float(v) for v in self.lambdas], "val_acc": val_acc,  # val only reported, not used
+                      "init": init if raw or init == "normalized" else "normalized (no raw features given)",
+                      "logit_scale": self.scale}
         log.info("CLAP: %d epochs, mean lambda %.3f, val %.2f%%", epochs, float(self.lambdas.mean()), val_acc)
 
     def _predict(self, features: torch.Tensor) -> torch.Tensor:
-        return 100.0 * l2_normalize(features) @ self.prototypes.T
+        return self.scale * l2_normalize(features) @ self.prototypes.T

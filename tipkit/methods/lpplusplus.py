@@ -17,6 +17,11 @@ code's single pass of the augmented train loader). Everything else is data-drive
 - ``a`` takes a plain gradient step every 10 epochs with its gradient accumulated since the start
   (the code never zeroes it);
 - 300 epochs; the epoch kept is the LAST with the best validation accuracy (the code's ``>=``).
+
+The code chooses that epoch on K validation images per class (``generate_fewshot_dataset_(shots, "val")``).
+``val_shots="shots"`` does the same: K per class drawn from the run's validation split with Dassl's sampler
+and the run's seed (the ``paper`` protocol sets it); ``None`` (default) uses the validation split as given
+(``clean``: min(K, 4) per class); an int draws that many per class.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from tipkit.data.fewshot_official import sample_few_shot_official
+from tipkit.errors import TipkitError
 from tipkit.methods.base import FewShotData, Method, register, require_positive, val_accuracy
 
 log = logging.getLogger(__name__)
@@ -41,6 +48,20 @@ def step_sizes(features: torch.Tensor, class_embeddings: torch.Tensor) -> tuple[
     return lr_w, lr_alpha
 
 
+def own_val(data: FewShotData, val_shots: "int | str | None") -> torch.Tensor:
+    """Indices into ``data.val`` that LP++ chooses on: all (``None``), K per class (``"shots"``, K = few-shot
+    images per class) or ``val_shots`` per class, drawn as Dassl's ``generate_fewshot_dataset`` (seed: the run's)."""
+    if val_shots is None:
+        return torch.arange(len(data.val_labels))
+    if val_shots == "shots":
+        k = len(data.labels) // data.num_classes
+    elif isinstance(val_shots, int) and not isinstance(val_shots, bool) and val_shots > 0:
+        k = val_shots
+    else:
+        raise TipkitError(f"lp_plus_plus: val_shots must be None, 'shots' or a positive int, got {val_shots!r}")
+    return torch.from_numpy(sample_few_shot_official(data.val_labels.numpy(), k, data.seed))
+
+
 @register
 class LPPlusPlus(Method):
     name = "lp_plus_plus"
@@ -53,7 +74,8 @@ class LPPlusPlus(Method):
         require_positive(self.name, epochs=p["epochs"], alpha_every=p["alpha_every"])
         gen = torch.Generator().manual_seed(data.seed)
         f, y = data.normalized_views[0].to(dev), data.labels.to(dev)  # one augmented view per image
-        fv, yv = data.val.float().to(dev), data.val_labels.to(dev)
+        vi = own_val(data, p["val_shots"])
+        fv, yv = data.val[vi].float().to(dev), data.val_labels[vi].to(dev)
         c, d = data.num_classes, data.dim
         self.W = data.class_embeddings.float().to(dev)
         weight = torch.zeros(c, d, device=dev).index_add_(0, y, f).requires_grad_(True)  # class sums
@@ -80,7 +102,7 @@ class LPPlusPlus(Method):
                 best = (acc, epoch + 1, (weight.detach().clone(), bias.detach().clone(), alpha.detach().clone()))
         self.weight, self.bias, self.alpha = best[2]
         self.hyper = {"best_epoch": best[1], "val_acc": best[0], "lr_w": lr_w, "lr_alpha": lr_alpha,
-                      "alpha_mean": float(self.alpha.mean())}
+                      "alpha_mean": float(self.alpha.mean()), "val_images": len(vi)}
         log.info("LP++: best val %.2f%% at epoch %d/%d", best[0], best[1], p["epochs"])
 
     def _predict(self, features: torch.Tensor) -> torch.Tensor:

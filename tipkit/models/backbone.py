@@ -200,3 +200,33 @@ def class_embeddings(bb: Backbone, classnames: list[str], templates: list[str]) 
             emb = bb.model.encode_text(tokens).float()
         rows.append(l2_normalize(l2_normalize(emb).mean(dim=0)))
     return torch.stack(rows).cpu()
+
+
+@torch.no_grad()
+def raw_class_embeddings(bb: Backbone, classnames: list[str], templates: list[str]) -> torch.Tensor:
+    """``[C, D]``: per class, the mean of the UNNORMALISED template embeddings (CLAP's base text features)."""
+    rows = []
+    for name in classnames:
+        tokens = bb.tokenizer([t.format(name.replace("_", " ")) for t in templates]).to(bb.device)
+        with autocast(bb):
+            rows.append(bb.model.encode_text(tokens).float().mean(dim=0))
+    return torch.stack(rows).cpu()
+
+
+@torch.no_grad()
+def text_classifier(bb: Backbone, prompts: list[list[str]]) -> torch.Tensor:
+    """``W [C, D]`` from whole sentences per class (e.g. CuPL's): the mean of their L2-normalised embeddings,
+    renormalised, as :func:`class_embeddings` does for templates."""
+    rows = []
+    for sentences in prompts:
+        tokens = bb.tokenizer(list(sentences)).to(bb.device)
+        with autocast(bb):
+            emb = bb.model.encode_text(tokens).float()
+        rows.append(l2_normalize(l2_normalize(emb).mean(dim=0)))
+    return torch.stack(rows).cpu()
+
+
+def logit_scale(bb: Backbone) -> float:
+    """The model's own logit scale ``exp(logit_scale)`` (100 for CLIP); 100 when the model has none."""
+    scale = getattr(bb.model, "logit_scale", None)
+    return float(scale.detach().float().exp()) if isinstance(scale, torch.Tensor) else 100.0
