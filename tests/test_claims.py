@@ -120,6 +120,17 @@ def test_parity_pending_then_read(tmp_path):
     assert v[10, "stand-in"].verdict == FAILS and "CLAP -6.50" in v[10, "stand-in"].text
 
 
+def test_parity_cells_not_measured_leave_the_claim_open(tmp_path):
+    """Every measured row within tolerance is not the claim while cells wait in parity_pending.csv."""
+    rows = pd.DataFrame([{"method": "gda", "backbone": "tipkit-standin-mini", "difference": 0.0, "tolerance": 0.05}])
+    (tmp_path / "d").mkdir()
+    pd.DataFrame([{"method": "ape", "shots": 16, "why": "not measured yet"}]).to_csv(
+        tmp_path / "d" / "parity_pending.csv", index=False)
+    v = verdicts(tmp_path / "d", standin_records(), rows)
+    assert v[10, "stand-in"].verdict == UNTESTABLE
+    assert "1 of 1" in v[10, "stand-in"].text and "APE 16-shot" in v[10, "stand-in"].text
+
+
 def test_table_has_one_row_per_claim_and_commands_in_one_block(tmp_path):
     out = tmp_path / "tables"
     report.aggregate(write(standin_records(), tmp_path / "results"), out)

@@ -25,7 +25,8 @@ class Evidence:
     """One side's tables. ``summary``/``main``: ``dataset, backbone, method, shots, mean`` (``main``: the
     side's principal backbone only); ``shift``: the same with ``test_set``; ``histories``: ``dataset, backbone,
     shots, seed, method, epoch, val_acc``; ``alpha``/``beta``: ``value, top1``; ``efficiency``: ``method,
-    epochs, train_s, inference_ms``; ``parity``: ``method, difference, tolerance``."""
+    epochs, train_s, inference_ms``; ``parity``: ``method, difference, tolerance``; ``parity_pending``:
+    ``method, shots, why`` (the cells the harness has not measured yet)."""
 
     name: str
     summary: pd.DataFrame = field(default_factory=lambda: EMPTY)
@@ -36,6 +37,7 @@ class Evidence:
     beta: pd.DataFrame = field(default_factory=lambda: EMPTY)
     efficiency: pd.DataFrame = field(default_factory=lambda: EMPTY)
     parity: pd.DataFrame = field(default_factory=lambda: EMPTY)
+    parity_pending: pd.DataFrame = field(default_factory=lambda: EMPTY)
 
 
 @dataclass
@@ -215,4 +217,8 @@ def parity(ev: Evidence) -> Outcome:
            f"{p.difference.abs().max():.2f})"
     if len(off):
         text += "; outside: " + ", ".join(f"{lab(m)} {d:+.2f}" for m, d in zip(off.method, off.difference))
+    pending = ev.parity_pending
+    if len(pending) and not len(off):  # the claim covers every method: untested cells leave it open
+        cells = ", ".join(f"{lab(m)} {int(k)}-shot" for m, k in zip(pending.method, pending.shots))
+        return Outcome(UNTESTABLE, f"{text}; not measured yet ({len(pending)}): {cells}")
     return Outcome(FAILS if len(off) else HOLDS, text)

@@ -162,8 +162,9 @@ def _record_side(name: str, data: Path, parity_csv: Path, mine: Callable[["pd.Se
     par = _read(parity_csv)
     if not par.empty:
         par = par[mine(par.backbone)]
+    pending = _read(parity_csv.with_name("parity_pending.csv")) if len(par) else pd.DataFrame()
     return Evidence(name, summary=summary, main=main, shift=shift, histories=hist, alpha=abl["alpha"],
-                    beta=abl["beta"], efficiency=eff, parity=par)
+                    beta=abl["beta"], efficiency=eff, parity=par, parity_pending=pending)
 
 
 def load_sides(data: "str | Path" = paths.BOOK_DATA, reference: "str | Path" = REFERENCE,
