@@ -239,8 +239,8 @@ def test_report_skips_damaged_records_and_writes_every_table(records, caplog, tm
         assert len(line) == 1 and why in line[0] and f"re-run its cell tip_adapter/{bad.stem}" in line[0]
     runs = pd.read_csv(tmp_path / "tables" / "runs.csv")
     assert sorted(set(zip(runs.shots, runs.seed))) == [(1, 7), (2, 1)]  # every good record, no damaged one
-    assert {p.name for p in (tmp_path / "tables").iterdir()} == {"runs.csv", "summary.csv", "provenance.csv",
-                                                                 "executions.csv"}
+    assert {p.name for p in (tmp_path / "tables").iterdir()} == {"runs.csv", "summary.csv", "shift.csv",
+                                                                 "histories.csv", "provenance.csv", "executions.csv"}
 
 
 def test_sweep_runs_a_damaged_record_again(records, caplog, tmp_path):

@@ -167,6 +167,6 @@ def test_a_cell_that_raises_is_listed_and_the_rest_goes_on(tmp_path):
     out = log.read_text()
     assert rc == 1 and "1 of 2 cells failed:" in out
     failed = next(paths.executed_dir().glob("tip_adapter/*99shot*.ipynb"))
-    assert "99shot__seed1: TipkitError: shots=99 is more than class 0 holds (20 images)" in out
+    assert "99shot__seed1: TipkitError: shots=99 is more than class 'horizontal stripes' holds (20 images)" in out
     assert f"executed notebook: {failed}" in out
     assert len(list(paths.records_dir().glob("tip_adapter/*1shot*.json"))) == 1

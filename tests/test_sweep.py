@@ -76,7 +76,8 @@ def test_sweep_runs_skips_and_resumes(tmp_path, monkeypatch):
     assert json.loads(recs[0].read_text())["config"]["epochs"] == 2
     assert recs[1].stat().st_mtime_ns == mtimes[1]
     tables = report.aggregate(out_dir=tmp_path / "tables")
-    assert [p.name for p in tables] == ["runs.csv", "summary.csv", "provenance.csv", "executions.csv"]
+    assert [p.name for p in tables] == ["runs.csv", "summary.csv", "shift.csv", "histories.csv", "provenance.csv",
+                                         "executions.csv"]
     import pandas as pd
 
     ex = pd.read_csv(tmp_path / "tables" / "executions.csv")
@@ -104,7 +105,7 @@ def test_failed_cells_are_listed_and_exit_non_zero(tmp_path, capsys):
     failed_nb = next(paths.executed_dir().glob("tip_adapter/*99shot*.ipynb"))
     outputs = [o for c in json.loads(failed_nb.read_text())["cells"] if c["cell_type"] == "code"
                for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert outputs and "shots=99 is more than class 0 holds" in outputs[0]["evalue"]  # failed before any work
+    assert outputs and "shots=99 is more than class 'horizontal stripes' holds" in outputs[0]["evalue"]  # failed before any work
     assert not list(paths.records_dir().glob("tip_adapter/*99shot*"))
 
 

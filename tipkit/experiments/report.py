@@ -206,7 +206,8 @@ def executions(folder: "str | Path | None" = None) -> "Any":
 
 def aggregate(records_dir: "str | Path | None" = None, out_dir: "str | Path" = paths.BOOK_DATA) -> list[Path]:
     """Write the book's tables into ``out_dir``: ``runs.csv`` (tidy rows of the main study), ``summary.csv``
-    (test mean ± std over seeds), ``shift.csv`` (the same on each extra test set, ``test_set``), ``histories.csv`` (training curves), ``provenance.csv`` (every record), ``executions.csv`` (every executed
+    (test mean ± std over seeds), ``shift.csv`` (the same on each extra test set, ``test_set``),
+    ``histories.csv`` (training curves), ``provenance.csv`` (every record), ``executions.csv`` (every executed
     notebook's status and time) and one CSV per study table."""
     from tipkit.errors import TipkitError
     from tipkit.io import write_text

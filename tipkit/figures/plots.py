@@ -13,6 +13,11 @@ from tipkit.labels import METHOD_LABELS, PROTOCOL_LABELS
 METHOD_ORDER = list(METHOD_LABELS.values())
 
 
+def method_label(name: str) -> str:
+    """A registry method's display name (``tip_adapter_f`` -> ``Tip-Adapter-F``); unknown names unchanged."""
+    return METHOD_LABELS.get(name, name)
+
+
 def book_table(df: pd.DataFrame, digits: "dict[str, int] | int" = 1) -> Any:
     """A table as the book shows it: no index column, floats to ``digits`` places (one number, or per column;
     default 1) with thousands separators, ``—`` for missing values."""
