@@ -9,7 +9,7 @@ families of synthetic features at ImageNet's shape (C = 1,000, K = 16,000, D = 1
 
 Per family it records zero-shot on the validation split, APE's search per β (a few β of the paper's grid, every
 α and γ; the share of (query, γ) rows whose prediction differs between the smallest and largest α, the rows the
-grid scorer must subdivide) and one Tip-Adapter-F epoch (training and the validation pass). Times are ratios
+scorer must look into: :func:`tipkit.core.grid.line_argmax`) and one Tip-Adapter-F epoch (training and the validation pass). Times are ratios
 within one run; ``load_1m`` is the machine's load when the row was measured (the machine may be shared).
 
     python benchmarks/bench_feature_gap.py            # -> benchmarks/results/feature_gap.csv
@@ -49,21 +49,21 @@ def measure(family: str, betas: int) -> list:
     load = float(open("/proc/loadavg").read().split()[0]) if os.path.exists("/proc/loadavg") else float("nan")
     zs = accuracy(data.val @ data.class_embeddings.T, data.val_labels)
     unsettled = []
-    scorer = grid_mod.grid_argmax
+    scorer = grid_mod.line_argmax
 
-    def counting(base, terms, weights):
-        pred = scorer(base, terms, weights)
-        lo, hi = int(torch.argmin(weights[0])), int(torch.argmax(weights[0]))
-        unsettled.append(float((pred[:, lo] != pred[:, hi]).double().mean()))
+    def counting(base, term, weights, scratch=None):
+        pred = scorer(base, term, weights, scratch=scratch)  # [N, G, J]
+        lo, hi = int(torch.argmin(weights)), int(torch.argmax(weights))
+        unsettled.append(float((pred[..., lo] != pred[..., hi]).double().mean()))
         return pred
 
     ape_mod = importlib.import_module("tipkit.methods.ape")
-    ape_mod.grid_argmax = counting
+    ape_mod.line_argmax = counting
     grid = [0.1 + i * (7.0 - 0.1) / 200 for i in range(betas)]  # the first β of the paper's grid
     t = time.perf_counter()
     ape = get_method("ape", betas=grid).fit(data)
     ape_s = (time.perf_counter() - t) / betas
-    ape_mod.grid_argmax = scorer
+    ape_mod.line_argmax = scorer
     t = time.perf_counter()
     tip_f = get_method("tip_adapter_f", epochs=1, search_step=[1, 1]).fit(data)
     tip_f_s = time.perf_counter() - t

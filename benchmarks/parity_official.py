@@ -25,6 +25,10 @@ it is applied:
 - ``SHIM init``: LP++'s linear layer draws its bias from torch's global generator, tipkit from its own seeded one;
   the runner gives the code tipkit's draw (the same law), so both start from the same point;
 - ``SHIM torch.load``: ``weights_only=False`` where the code re-loads a whole module it saved (PyTorch >= 2.6);
+- ``SHIM shuffle`` (CLAP, by default): the code shuffles its training features with
+  ``np.random.rand(n).argsort()`` from NumPy's global generator, tipkit with ``randperm`` of its own seeded torch
+  generator; ``np.random.rand`` is given values whose ``argsort`` is tipkit's permutation of that epoch, so both
+  sides train on the same batches (``shuffles="own"`` runs the code's own draws after ``np.random.seed``);
 - ``SHIM APE-T config``: APE-T at HEAD reads ``cfg['feat_num']`` (absent from every shipped config: KeyError) and
   selects ``training_free_feat_num`` channels for a residual of ``training_feat_num`` (a crash when they differ);
   the runner sets both to the training count, the paper's formula.
@@ -335,9 +339,10 @@ def tip_x(root: str, f, s: dict) -> tuple[float, dict]:
     return float(acc), {"alpha": alpha, "beta": beta, "gamma": gamma}
 
 
-def clap(roots: tuple[str, str], f, s: dict) -> tuple[float, dict]:
+def clap(roots: tuple[str, str], f, s: dict, shuffles: str = "tipkit") -> tuple[float, dict]:
     """CLAP's ``ADAPTER`` trainer with only what its ``run_epoch`` and ``forward_backward`` read set by hand
-    (the Dassl data manager, CLIP loading and checkpointing are skipped: SHIM encoder)."""
+    (the Dassl data manager, CLIP loading and checkpointing are skipped: SHIM encoder). ``shuffles``: "tipkit"
+    (SHIM shuffle: tipkit's batches) or "own" (the code's NumPy draws, seeded with ``f.seed``)."""
     import numpy as np
 
     with checkout(*roots), scheduler_verbose():
@@ -375,9 +380,29 @@ def clap(roots: tuple[str, str], f, s: dict) -> tuple[float, dict]:
         trainer.sched = optim.build_lr_scheduler(trainer.optim, cfg.OPTIM)
         trainer.register_model("adapter", model.adapter, trainer.optim, trainer.sched)
         np.random.seed(f.seed)  # Dassl's set_random_seed: the code shuffles with np.random
-        for trainer.epoch in range(trainer.max_epoch):
-            summary, _ = captured(trainer.run_epoch)
+        gen = torch.Generator().manual_seed(f.seed)  # as tipkit's CLAP draws its epochs' orders
+
+        def as_tipkit(n: int) -> "np.ndarray":  # SHIM shuffle: rank i at tipkit's i-th index, so argsort = its order
+            r = np.empty(n)
+            r[torch.randperm(n, generator=gen).numpy()] = np.arange(n) / n
+            return r
+
+        with contextlib.ExitStack() as stack:
+            if shuffles == "tipkit":
+                stack.enter_context(_patched(np.random, "rand", as_tipkit))
+            for trainer.epoch in range(trainer.max_epoch):
+                summary, _ = captured(trainer.run_epoch)
     return float(summary["acc_test"]), {"logit_scale": round(f.logit_scale, 4)}
+
+
+@contextlib.contextmanager
+def _patched(owner: Any, name: str, value: Any) -> Iterator[None]:
+    old = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, old)
 
 
 class _Batches:

@@ -95,16 +95,17 @@ class OneHot:
         out = torch.zeros(n, self.num_classes, dtype=weights.dtype, device=weights.device)
         return out.index_add(1, self.labels.to(weights.device), weights)
 
-    def matmul_scales(self, weights: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    def matmul_scales(self, weights: torch.Tensor, scales: torch.Tensor, out: "torch.Tensor | None" = None) -> torch.Tensor:
         """``weights diag(scales[g]) one_hot`` for every row g of ``scales [G, K]``: ``[N, K] -> [G, N, C]``
-        (one batched product over classes when the keys are grouped; ``self.scale`` is not used)."""
+        (one batched product over classes when the keys are grouped, returned as a view of its class-major
+        ``[C, N, G]`` result, written into ``out`` when given; ``self.scale`` is not used)."""
         n, g = weights.shape[0], scales.shape[0]
         if self.group is None:
             return torch.stack([self.with_scale(sc).matmul(weights) for sc in scales])
         c, s = self.num_classes, self.group
         e = weights.reshape(n, c, s).transpose(0, 1)  # [C, N, s]
         w = scales.to(weights.dtype).reshape(g, c, s).permute(1, 2, 0)  # [C, s, G]
-        return torch.bmm(e, w).permute(2, 1, 0)  # [G, N, C]
+        return torch.bmm(e, w, out=out).permute(2, 1, 0)  # [G, N, C]
 
 
 def as_one_hot(values: "torch.Tensor | OneHot") -> "OneHot | None":

@@ -122,6 +122,63 @@ def grid_correct(base: torch.Tensor, terms: Sequence[torch.Tensor], weights: Seq
     return (pred == labels.view(-1, *([1] * len(terms)))).sum(0)
 
 
+def line_argmax(base: torch.Tensor, term: torch.Tensor, weights: torch.Tensor,
+                scratch: "torch.Tensor | None" = None) -> torch.Tensor:
+    """Top-1 class of ``base + w · term`` at every weight ``w`` of one axis, for ``G`` stacked variants of the queries.
+
+    Along the axis each class's logit is a line. A row whose winner ``A`` at the smallest weight also wins at the
+    largest keeps it at every weight (as in :func:`grid_argmax`). In the other rows, with ``Z`` the winner at the
+    largest weight, any class that wins somewhere must rise above ``max(A, Z)``, and then it does so at the
+    weight where A's and Z's lines meet; one pass there keeps the few such classes (three on average at
+    ImageNet's shape), and only they, A and Z are scored at every weight, with the arithmetic of scoring each
+    point directly (``term · w + base``, ties to the lowest class). The result equals scoring every point (up
+    to float rounding at a near-tie, as :func:`grid_argmax`).
+
+    Args:
+        base: ``[N, C]`` logits no weight multiplies (shared by the ``G`` variants of a query).
+        term: ``[N, G, C]`` contiguous (the variants of a query side by side).
+        weights: ``[J]`` the axis' values, any order.
+        scratch: an optional ``[N, G, C]`` buffer to work in (saves allocating one per call).
+
+    Returns:
+        ``[N, G, J]`` int64 predictions.
+    """
+    (n, g, c), j = term.shape, len(weights)
+    if base.shape != (n, c):
+        raise ValueError(f"line_argmax: term {tuple(term.shape)} does not stack over base {tuple(base.shape)}")
+    w = weights.to(device=base.device, dtype=base.dtype)
+    if g * n * c * j <= DENSE_LIMIT:
+        return _dense_argmax(base.repeat_interleave(g, 0), [term.reshape(n * g, c)], [w]).view(n, g, j)
+    buf = scratch if scratch is not None else torch.empty_like(term)
+    ends = []
+    for x in (w.min(), w.max()):  # the winners at both ends, scored as directly
+        torch.mul(term, x, out=buf)
+        ends.append(buf.add_(base.unsqueeze(1)).argmax(-1).view(-1))  # [N·G]
+    first, last = ends
+    pred = first.unsqueeze(1).repeat(1, j)  # [N·G, J]
+    rows = (first != last).nonzero().view(-1)
+    if len(rows):
+        t, b = term.view(-1, c).index_select(0, rows), base.index_select(0, rows // g)  # [U, C]
+        a, z = first[rows].unsqueeze(1), last[rows].unsqueeze(1)  # winners at the two ends
+        # A class that wins anywhere on the axis rises above max(A, Z) there; its gap to max(A, Z) is concave
+        # (a line minus a convex kink) and at most 0 at both ends, so it is above at the kink x, where A and Z meet
+        x = (b.gather(1, a) - b.gather(1, z)) / (t.gather(1, z) - t.gather(1, a))  # [U, 1]
+        odd = ~((x >= w.min()) & (x <= w.max())).view(-1)  # parallel, or meeting off the axis (rounding)
+        at_x = torch.addcmul(b, t, x.nan_to_num(0.0), out=buf.view(-1, c)[:len(rows)])
+        keep = at_x >= torch.maximum(at_x.gather(1, a), at_x.gather(1, z))
+        keep.scatter_(1, a, True).scatter_(1, z, True)
+        keep[odd] = True  # such rows: every class is a candidate
+        r, k = keep.nonzero(as_tuple=True)  # candidates, classes ascending within a row
+        v = t[r, k].unsqueeze(1) * w  # [P, J], as direct scoring: term · w + base
+        v += b[r, k].unsqueeze(1)
+        best = torch.full((len(rows), j), float("-inf"), dtype=v.dtype, device=v.device)
+        best.scatter_reduce_(0, r.unsqueeze(1).expand(-1, j), v, "amax")
+        low = torch.full((len(rows), j), c, dtype=torch.long, device=v.device)  # the lowest class reaching it
+        low.scatter_reduce_(0, r.unsqueeze(1).expand(-1, j), torch.where(v == best[r], k.unsqueeze(1), c), "amin")
+        pred[rows] = low
+    return pred.view(n, g, j)
+
+
 def row_chunks(n: int, bytes_per_row: int, budget: int) -> range:
     """Starts of row chunks so that ``rows × bytes_per_row`` stays under ``budget`` (at least one row)."""
     return range(0, n, max(1, budget // max(1, bytes_per_row)))

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from tipkit.core.cache import OneHot, l2_normalize
 from tipkit.core.fusion import apply_values, cache_weights
-from tipkit.core.grid import exp_schedule, grid_argmax, row_chunks
+from tipkit.core.grid import exp_schedule, line_argmax, row_chunks
 from tipkit.core.search import grid_search
 from tipkit.errors import TipkitError
 from tipkit.methods.base import (
@@ -96,19 +96,21 @@ class APE(Method):
         fv, yv = data.val.float().to(dev), data.val_labels.to(dev)
         a = torch.tensor(alphas, device=dev)
         correct = torch.zeros(len(betas), len(alphas), len(gammas), dtype=torch.long)
-        k = len(self.keys_sel)
-        chunks = row_chunks(len(fv), 4 * (3 * k + (len(gammas) + 6) * data.num_classes), self.memory_budget)
+        k, g, c = len(self.keys_sel), len(gammas), data.num_classes
+        chunks = row_chunks(len(fv), 4 * (3 * k + (5 * g + 6) * c), self.memory_budget)
         for s in chunks:
             f, y = fv[s:s + chunks.step], yv[s:s + chunks.step]
             zs = zero_shot_logits(f, self.W)
             distance = (l2_normalize(f[:, self.idx]) @ self.keys_sel.T).neg_().add_(1.0)  # 1 − f' K'ᵀ
+            # buffers reused for every β (at ImageNet's shape each is ~160 MB: allocating it costs page faults)
+            raw, lines, scratch = (torch.empty(x, device=dev) for x in ((c, len(f), g), (len(f), g, c), (len(f), g, c)))
             for i, e in enumerate(tqdm(exp_schedule(distance, betas), total=len(betas), desc="APE search",
                                        unit="beta", leave=False)):
-                caches = self.values.matmul_scales(e, scales)  # [nγ, n, C]: e (V ⊙ exp(γ·div)) for every γ
-                g, n = caches.shape[:2]  # every γ at once: its queries are rows of one α-axis problem over zs
-                pred = grid_argmax(zs, [caches.reshape(g * n, -1)], [a]).view(g, n, -1)
-                correct[i] += (pred == y.view(1, -1, 1)).sum(1).T.cpu()  # [nα, nγ]
-            del distance
+                caches = self.values.matmul_scales(e, scales, out=raw)  # [nγ, n, C]: e (V ⊙ exp(γ·div)), every γ
+                lines.copy_(caches.transpose(0, 1))  # [n, nγ, C] class-last: a query's γ variants side by side
+                pred = line_argmax(zs, lines, a, scratch=scratch)  # [n, nγ, nα]: one α-axis problem per row
+                correct[i] += (pred == y.view(-1, 1, 1)).sum(0).T.cpu()  # [nα, nγ]
+            del distance, raw, lines, scratch
         ib, ia, ig = torch.unravel_index(torch.argmax(correct.flatten()), correct.shape)  # β-α-γ order, first max
         self.beta, self.alpha, self.gamma = betas[int(ib)], alphas[int(ia)], gammas[int(ig)]
         self.soft_values = self.values.with_scale(torch.exp(self.gamma * self.div).view(-1))  # V ⊙ exp(γ·div)
@@ -147,6 +149,17 @@ def _apet_logits(f, keys, W, values, alpha: float, beta: float) -> torch.Tensor:
     return 100.0 * f @ W.T + apply_values(torch.exp(-beta * (1.0 - f @ keys.T)), values) * alpha
 
 
+def _apet_train_logits(f, module: _Residual, keys, W, values, labels, idx, alpha: float, beta: float) -> torch.Tensor:
+    """:func:`_apet_logits` of ``module(keys, W, values, labels, idx)`` without building ``K + R_y``: with
+    ``f' = f[:, idx]``, ``f (K + R_y)ᵀ = f Kᵀ + (f' Rᵀ)[:, y]`` and ``f (W + R)ᵀ = f Wᵀ + f' Rᵀ``, so the only
+    product with the keys is the constant ``f Kᵀ`` (no gradient flows into it) and the residual's gradient is a
+    ``[C, Q]`` product: one matrix product with the keys per step, not three, and no ``[K, D]`` copy."""
+    fr = f[:, idx] @ module.res.T  # [B, C]
+    aff = (f @ keys.T).add_(fr.index_select(1, labels))  # [B, K]
+    return (100.0 * (f @ W.T + fr) + apply_values(torch.exp(-beta * (1.0 - aff)),
+                                                   values.with_scale(module.value_weights.view(-1))) * alpha)
+
+
 @register
 class APET(Method):
     name = "ape_t"
@@ -171,7 +184,7 @@ class APET(Method):
             loss_sum = 0.0
             for s in range(0, len(order), int(p["batch_size"])):
                 b = order[s:s + int(p["batch_size"])]
-                loss = F.cross_entropy(_apet_logits(feats[b], *module(*base), a0, b0), y[b])
+                loss = F.cross_entropy(_apet_train_logits(feats[b], module, *base, a0, b0), y[b])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

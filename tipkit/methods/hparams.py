@@ -153,7 +153,6 @@ OFFICIAL_CODE: dict[str, str] = {
     "lp_plus_plus": "FereshteShakeri/FewShot-CLIP-Strong-Baseline@f81054f", "tip_x": "vishaal27/SuS-X@d7d4d37",
     "clap": "jusiro/CLAP@dbdf409",
 }
-CHAOTIC = ("clap",)  # trained by SGD whose shuffles the official code draws from its own RNG: no exact parity
 NOT_COMPARED: dict[str, str] = {
     "zero_shot": "CLIP's zero-shot classifier itself: no adaptation method to compare",
     "zero_shot_single": "CLIP's zero-shot classifier with one prompt: no adaptation method to compare",
