@@ -121,8 +121,8 @@ def scale_frame():
                                                     "ok" if k < 16000 else "timeout")):
             rows.append({"machine": "cpu-2core", "device": "cpu", "precision": "fp32", "shape": shape,
                          "protocol": "clean", "method": m, "cache_size": k, "status": status, "fit_s": fit,
-                         "predict_s_per_1k": 0.1, "fit_peak_mib": 2048.0, "predict_peak_mib": 1024.0,
-                         "timeout_s": 600.0, "test_acc": 90.0})
+                         "predict_s_per_1k": 0.1, "predict_s": 5.0, "fit_peak_mib": 2048.0,
+                         "predict_peak_mib": 1024.0, "timeout_s": 600.0, "test_acc": 90.0, "load_1m": 1.5})
     return pd.DataFrame(rows)
 
 
@@ -151,5 +151,8 @@ def test_cost_figure_and_shape_table():
     t = scale_plots.shape_table(df, "imagenet")
     assert list(t["method"]) == ["Tip-X", "GDA"] or list(t["method"]) == ["GDA", "Tip-X"]
     assert t.set_index("method").loc["Tip-X", "status"] == "timeout"
+    gda = t.set_index("method").loc["GDA"]
+    assert gda["fit + predict (min)"] == pytest.approx(6.0 / 60) and gda["bound (min)"] == 10.0  # fit 1 s + 5 s
+    assert t.set_index("method").loc["Tip-X", "bound (min)"] == 5.0  # the probe's bound for the four slow ones
     html = plots.book_table(t).to_html()
     assert "2.0" in html and "<th class=\"blank" not in html  # no index column

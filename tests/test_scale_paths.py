@@ -138,7 +138,10 @@ def _data(problem, seed=1):
                        class_embeddings=W, seed=seed)
 
 
-def test_tip_x_search_equals_the_official_triple_loop(problem):
+@pytest.mark.parametrize("scorer", ["direct", "lines"])
+def test_tip_x_search_equals_the_official_triple_loop(problem, scorer, monkeypatch):
+    if scorer == "lines":  # the scorer of large problems, forced on this small one
+        monkeypatch.setattr(grid_mod, "DENSE_LIMIT", 0)
     data = _data(problem)
     betas, alphas, gammas = linear_grid(20, 7, 1.0), linear_grid(20, 5, 0.1), linear_grid(10, 6, 0.1)
     m = get_method("tip_x", betas=betas, alphas=alphas, gammas=gammas).fit(data)
@@ -242,4 +245,24 @@ def test_ape_search_at_imagenet_shape_chooses_as_the_corner_scorer(monkeypatch):
 
     monkeypatch.setattr(ape_mod, "line_argmax", corners)
     old = get_method("ape", **grid).fit(data).hyper
+    assert new == old
+
+
+@pytest.mark.slow
+def test_tip_x_search_at_imagenet_shape_chooses_as_the_corner_scorer(monkeypatch):
+    """Tip-X's (α, γ) grid at ImageNet's shape: lines along γ over ``zs + α·cache`` scored by :func:`line_argmax`
+    and by the corner-subdivision scorer (:func:`grid_argmax`, one α at a time) choose the same (α, β, γ) with
+    the same validation accuracy."""
+    import tipkit.methods.tipx as tipx_mod
+    from tipkit.bench.features import SHAPES, make_features
+
+    data, _, _ = make_features(SHAPES["imagenet"], "clean")
+    grid = {"betas": linear_grid(50.0, 200, 1.0)[:2]}  # the first β of SuS-X's grid; every α and γ
+    new = get_method("tip_x", **grid).fit(data).hyper
+
+    def corners(lines, kl, gammas, scratch=None):  # [n, nα, C] lines over a shared [n, C] KL term
+        return torch.stack([grid_argmax(lines[:, j], [kl], [gammas]) for j in range(lines.shape[1])], 1)
+
+    monkeypatch.setattr(tipx_mod, "line_argmax", corners)
+    old = get_method("tip_x", **grid).fit(data).hyper
     assert new == old

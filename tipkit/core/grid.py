@@ -135,30 +135,40 @@ def line_argmax(base: torch.Tensor, term: torch.Tensor, weights: torch.Tensor,
     to float rounding at a near-tie, as :func:`grid_argmax`).
 
     Args:
-        base: ``[N, C]`` logits no weight multiplies (shared by the ``G`` variants of a query).
-        term: ``[N, G, C]`` contiguous (the variants of a query side by side).
+        base: ``[N, C]`` logits no weight multiplies, shared by the ``G`` variants of a query (APE's γ), or
+            ``[N, G, C]``, one per variant (Tip-X: ``zs + α·cache`` for each α, the axis being γ).
+        term: ``[N, G, C]`` (the variants of a query side by side), or ``[N, C]`` shared by the variants.
         weights: ``[J]`` the axis' values, any order.
         scratch: an optional ``[N, G, C]`` buffer to work in (saves allocating one per call).
 
     Returns:
         ``[N, G, J]`` int64 predictions.
     """
-    (n, g, c), j = term.shape, len(weights)
-    if base.shape != (n, c):
+    shapes = [tuple(x.shape) for x in (base, term)]
+    if base.dim() == term.dim() == 2 or base.dim() not in (2, 3) or term.dim() not in (2, 3):
+        raise ValueError(f"line_argmax: base and term {shapes}: one of them must be [N, G, C], the other [N, C] or that")
+    n, g, c = (term if term.dim() == 3 else base).shape
+    if any(tuple(x.shape) not in ((n, c), (n, g, c)) for x in (base, term)):
         raise ValueError(f"line_argmax: term {tuple(term.shape)} does not stack over base {tuple(base.shape)}")
+    j = len(weights)
+    b3 = base if base.dim() == 3 else base.unsqueeze(1)  # [N, G or 1, C]
+    t3 = term if term.dim() == 3 else term.unsqueeze(1)
     w = weights.to(device=base.device, dtype=base.dtype)
     if g * n * c * j <= DENSE_LIMIT:
-        return _dense_argmax(base.repeat_interleave(g, 0), [term.reshape(n * g, c)], [w]).view(n, g, j)
-    buf = scratch if scratch is not None else torch.empty_like(term)
+        return _dense_argmax(b3.expand(n, g, c).reshape(n * g, c), [t3.expand(n, g, c).reshape(n * g, c)],
+                             [w]).view(n, g, j)
+    buf = scratch if scratch is not None else torch.empty((n, g, c), dtype=base.dtype, device=base.device)
     ends = []
     for x in (w.min(), w.max()):  # the winners at both ends, scored as directly
-        torch.mul(term, x, out=buf)
-        ends.append(buf.add_(base.unsqueeze(1)).argmax(-1).view(-1))  # [N·G]
+        torch.mul(t3.expand(n, g, c), x, out=buf)
+        ends.append(buf.add_(b3).argmax(-1).view(-1))  # [N·G]
     first, last = ends
     pred = first.unsqueeze(1).repeat(1, j)  # [N·G, J]
     rows = (first != last).nonzero().view(-1)
     if len(rows):
-        t, b = term.view(-1, c).index_select(0, rows), base.index_select(0, rows // g)  # [U, C]
+        def gather(x):  # the unsettled rows of a [N, G, C] or shared [N, C] tensor: [U, C]
+            return x.reshape(-1, c).index_select(0, rows) if x.dim() == 3 else x.index_select(0, rows // g)
+        t, b = gather(term), gather(base)
         a, z = first[rows].unsqueeze(1), last[rows].unsqueeze(1)  # winners at the two ends
         # A class that wins anywhere on the axis rises above max(A, Z) there; its gap to max(A, Z) is concave
         # (a line minus a convex kink) and at most 0 at both ends, so it is above at the kink x, where A and Z meet

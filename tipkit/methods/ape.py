@@ -149,13 +149,15 @@ def _apet_logits(f, keys, W, values, alpha: float, beta: float) -> torch.Tensor:
     return 100.0 * f @ W.T + apply_values(torch.exp(-beta * (1.0 - f @ keys.T)), values) * alpha
 
 
-def _apet_train_logits(f, module: _Residual, keys, W, values, labels, idx, alpha: float, beta: float) -> torch.Tensor:
+def _apet_train_logits(f, module: _Residual, keys, W, values, labels, idx, alpha: float, beta: float,
+                       fk: "torch.Tensor | None" = None) -> torch.Tensor:
     """:func:`_apet_logits` of ``module(keys, W, values, labels, idx)`` without building ``K + R_y``: with
     ``f' = f[:, idx]``, ``f (K + R_y)ᵀ = f Kᵀ + (f' Rᵀ)[:, y]`` and ``f (W + R)ᵀ = f Wᵀ + f' Rᵀ``, so the only
     product with the keys is the constant ``f Kᵀ`` (no gradient flows into it) and the residual's gradient is a
-    ``[C, Q]`` product: one matrix product with the keys per step, not three, and no ``[K, D]`` copy."""
+    ``[C, Q]`` product: one matrix product with the keys per step, not three, and no ``[K, D]`` copy. ``fk``:
+    ``f Kᵀ`` when the caller has it (the validation split's, once per fit: the keys never train)."""
     fr = f[:, idx] @ module.res.T  # [B, C]
-    aff = (f @ keys.T).add_(fr.index_select(1, labels))  # [B, K]
+    aff = (f @ keys.T).add_(fr.index_select(1, labels)) if fk is None else fk + fr.index_select(1, labels)  # [B, K]
     return (100.0 * (f @ W.T + fr) + apply_values(torch.exp(-beta * (1.0 - aff)),
                                                    values.with_scale(module.value_weights.view(-1))) * alpha)
 
@@ -179,6 +181,8 @@ class APET(Method):
         gen = torch.Generator().manual_seed(data.seed)
         a0, b0 = p["init_alpha"], p["init_beta"]
         best_acc, best_epoch, best_state = -1.0, 0, copy.deepcopy(module.state_dict())
+        fits = 4 * len(fv) * len(y) <= self.memory_budget  # f_val Kᵀ kept for the whole fit (the keys never train)
+        val_keys = fv @ base[0].T if fits else None  # [Nv, K]
         for epoch in tqdm(range(1, int(p["epochs"]) + 1), desc="APE-T", unit="epoch", leave=False):
             feats, order = views[(epoch - 1) % views.shape[0]], torch.randperm(len(y), generator=gen).to(dev)
             loss_sum = 0.0
@@ -191,10 +195,15 @@ class APET(Method):
                 sched.step()
                 loss_sum += loss.item() * len(b)
             with torch.no_grad():
-                keys, W, values = module(*base)
-                chunks = row_chunks(len(fv), 4 * (2 * len(keys) + 4 * len(W)), self.memory_budget)
-                acc = val_accuracy(torch.cat([_apet_logits(fv[s:s + chunks.step], keys, W, values, a0, b0)
-                                              for s in chunks]), yv)
+                chunks = row_chunks(len(fv), 4 * (4 * len(y) + 4 * data.num_classes), self.memory_budget)
+                if val_keys is not None:  # f_val Kᵀ once per fit: each epoch adds only the residual's term
+                    acc = val_accuracy(torch.cat([_apet_train_logits(fv[s:s + chunks.step], module, *base, a0, b0,
+                                                                     fk=val_keys[s:s + chunks.step])
+                                                  for s in chunks]), yv)
+                else:
+                    keys, W, values = module(*base)
+                    acc = val_accuracy(torch.cat([_apet_logits(fv[s:s + chunks.step], keys, W, values, a0, b0)
+                                                  for s in chunks]), yv)
             self.history.append({"epoch": epoch, "loss": loss_sum / len(y), "val_acc": acc, "lr": opt.param_groups[0]["lr"]})
             if acc > best_acc:  # first maximum
                 best_acc, best_epoch, best_state = acc, epoch, copy.deepcopy(module.state_dict())

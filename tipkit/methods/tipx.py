@@ -10,7 +10,8 @@ query's signature and each cache image's is ``KL_ij = Σ_c p_c(f_i) log(p_c(f_i)
 where ψ rescales KL linearly into the [min, max] range of the affinities ``f Kᵀ`` (``scale_`` in
 the official code). (α, β, γ) are searched on the validation split over the official grid: β from 1
 to 50 (200 steps), α from 0.1 to 50 (20), γ from 0.1 to 30 (50); ties keep the first maximum in the
-official α-β-γ loop order.
+official α-β-γ loop order. Per β the (α, γ) grid is scored as one line along γ per (query, α), over
+``zs + α·cache`` (:func:`tipkit.core.grid.line_argmax`): the same predictions as scoring every point.
 
 Deviation: the official ψ uses the min/max of whichever KL matrix it is given (so a test image's
 logits depend on the rest of its batch). Here the KL and affinity ranges are measured once on the
@@ -26,7 +27,7 @@ from tqdm.auto import tqdm
 
 from tipkit.core.cache import OneHot
 from tipkit.core.fusion import apply_values, cache_weights
-from tipkit.core.grid import exp_schedule, grid_correct, row_chunks
+from tipkit.core.grid import exp_schedule, line_argmax, row_chunks
 from tipkit.methods.base import (
     FewShotData,
     Method,
@@ -85,7 +86,8 @@ class TipX(Method):
         self.keys, self.values = data.keys.to(dev), OneHot(data.labels, data.num_classes).to(dev)
         self.cache_sig = signatures(self.keys, self.W, self.temperature)  # [K, C]
         fv, yv = data.val.float().to(dev), data.val_labels.to(dev)
-        chunks = row_chunks(len(fv), 4 * (4 * len(self.keys) + 8 * data.num_classes), self.memory_budget)
+        c = data.num_classes
+        chunks = row_chunks(len(fv), 4 * (4 * len(self.keys) + (3 * len(alphas) + 8) * c), self.memory_budget)
         self.ranges = self._ranges(fv, chunks)
         a = torch.tensor(alphas, device=dev, dtype=torch.float32)
         g = torch.tensor(gammas, device=dev, dtype=torch.float32)
@@ -94,8 +96,13 @@ class TipX(Method):
             f, y = fv[s:s + chunks.step], yv[s:s + chunks.step]
             zs, kl_logits = zero_shot_logits(f, self.W), self._kl_logits(f)
             distance = (f @ self.keys.T).neg_().add_(1.0)  # 1 − f Kᵀ
+            lines, scratch = torch.empty(len(f), len(a), c, device=dev), torch.empty(len(f), len(a), c, device=dev)
             for i, weights in enumerate(exp_schedule(distance, betas)):  # zs + α·cache + γ·kl on the (α, γ) grid
-                correct[i] += grid_correct(zs, [apply_values(weights, self.values), kl_logits], [a, g], y).cpu()
+                torch.mul(apply_values(weights, self.values).unsqueeze(1), a.view(1, -1, 1), out=lines)
+                lines.add_(zs.unsqueeze(1))  # [n, nα, C]: zs + α·cache for every α, then a γ-axis line per row
+                pred = line_argmax(lines, kl_logits, g, scratch=scratch)  # [n, nα, nγ]
+                correct[i] += (pred == y.view(-1, 1, 1)).sum(0).cpu()
+            del lines, scratch
         grid = correct.permute(1, 0, 2)  # official order α, β, γ
         ia, ib, ig = torch.unravel_index(torch.argmax(grid.flatten()), grid.shape)  # first maximum
         self.alpha, self.beta, self.gamma = alphas[int(ia)], betas[int(ib)], gammas[int(ig)]
