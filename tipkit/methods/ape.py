@@ -157,9 +157,14 @@ def _apet_train_logits(f, module: _Residual, keys, W, values, labels, idx, alpha
     ``[C, Q]`` product: one matrix product with the keys per step, not three, and no ``[K, D]`` copy. ``fk``:
     ``f Kᵀ`` when the caller has it (the validation split's, once per fit: the keys never train)."""
     fr = f[:, idx] @ module.res.T  # [B, C]
-    aff = (f @ keys.T).add_(fr.index_select(1, labels)) if fk is None else fk + fr.index_select(1, labels)  # [B, K]
-    return (100.0 * (f @ W.T + fr) + apply_values(torch.exp(-beta * (1.0 - aff)),
-                                                   values.with_scale(module.value_weights.view(-1))) * alpha)
+    b, s = len(f), values.group
+    if s is not None:  # keys grouped by class: R_y is R's row broadcast over each class's s keys (no gather)
+        aff = ((f @ keys.T).view(b, -1, s).add_(fr.unsqueeze(-1)) if fk is None
+               else fk.view(b, -1, s) + fr.unsqueeze(-1)).view(b, -1)  # [B, K]
+    else:
+        aff = (f @ keys.T).add_(fr.index_select(1, labels)) if fk is None else fk + fr.index_select(1, labels)
+    weights = aff.sub_(1.0).mul_(beta).exp_()  # exp(−β(1 − aff)), in place: bit for bit the same values
+    return 100.0 * (f @ W.T + fr) + apply_values(weights, values.with_scale(module.value_weights.view(-1))) * alpha
 
 
 @register
