@@ -48,6 +48,13 @@ def test_chapter_loads_with_rendered_math(tmp_path, page):
         assert "\\[" not in text and "\\begin{" not in text, "raw TeX left on the page"
 
 
+@pytest.mark.parametrize("page", chapters())
+def test_no_python_object_is_printed_in_place_of_its_content(page):
+    """A cell whose value is, e.g., an empty ``Markdown("")`` shows its repr (``<IPython...Markdown object>``)."""
+    raw = (HTML / f"{page}.html").read_text()
+    assert " object at 0x" not in raw and "IPython.core.display." not in raw, page
+
+
 def _visible_text(fragment: str) -> str:
     import re
 
