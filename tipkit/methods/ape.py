@@ -201,14 +201,10 @@ class APET(Method):
                 loss_sum += loss.item() * len(b)
             with torch.no_grad():
                 chunks = row_chunks(len(fv), 4 * (4 * len(y) + 4 * data.num_classes), self.memory_budget)
-                if val_keys is not None:  # f_val Kᵀ once per fit: each epoch adds only the residual's term
-                    acc = val_accuracy(torch.cat([_apet_train_logits(fv[s:s + chunks.step], module, *base, a0, b0,
-                                                                     fk=val_keys[s:s + chunks.step])
-                                                  for s in chunks]), yv)
-                else:
-                    keys, W, values = module(*base)
-                    acc = val_accuracy(torch.cat([_apet_logits(fv[s:s + chunks.step], keys, W, values, a0, b0)
-                                                  for s in chunks]), yv)
+                acc = val_accuracy(torch.cat([  # with f_val Kᵀ kept, each epoch adds only the residual's term
+                    _apet_train_logits(fv[s:s + chunks.step], module, *base, a0, b0,
+                                       fk=None if val_keys is None else val_keys[s:s + chunks.step])
+                    for s in chunks]), yv)
             self.history.append({"epoch": epoch, "loss": loss_sum / len(y), "val_acc": acc, "lr": opt.param_groups[0]["lr"]})
             if acc > best_acc:  # first maximum
                 best_acc, best_epoch, best_state = acc, epoch, copy.deepcopy(module.state_dict())
