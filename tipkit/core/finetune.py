@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from tipkit.core.cache import as_one_hot, l2_normalize
+from tipkit.core import blas
+from tipkit.core.cache import OneHot, as_one_hot, l2_normalize
 from tipkit.core.fusion import Values, affinity_to_cache, apply_values, cache_weights, clip_logits
 from tipkit.core.grid import row_chunks
 from tipkit.core.metrics import accuracy
@@ -70,8 +71,36 @@ def _val_logits(features: torch.Tensor, zero_shot: torch.Tensor, adapter: torch.
     """:func:`chunked_logits` with the zero-shot logits ``[N, C]`` given (computed once, not once per epoch)."""
     k = adapter.weight.shape[0]
     chunks = row_chunks(features.shape[0], 4 * (2 * k + 4 * zero_shot.shape[1]), memory_budget)
+    keys = adapter.weight.detach()
     return torch.cat([zero_shot[s:s + chunks.step] + alpha * apply_values(
-        cache_weights(adapter(features[s:s + chunks.step]), beta, inplace=True), values) for s in chunks])
+        cache_weights(blas.matmul(features[s:s + chunks.step], keys.T), beta, inplace=True), values) for s in chunks])
+
+
+def _keys_step(feats: torch.Tensor, labels: torch.Tensor, class_embeddings: torch.Tensor, keys: torch.nn.Parameter,
+               values: OneHot, alpha: float, beta: float, buf: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One training step's loss and logits (``[n, C]``), with ``keys.grad [K, D]`` set: the keys' gradient of
+    :func:`fused_logits`'s cross-entropy, written out instead of taped, so that the ``[n, K]`` affinities live in
+    one reused buffer and both products with the keys go through :func:`tipkit.core.blas.matmul`.
+
+    With ``E = exp(−β(1 − f Kᵀ))`` and ``g = ∂loss/∂(E V)`` (autograd on the small ``[n, C]`` part), the
+    gradient is ``∂loss/∂K = (β · E ⊙ g Vᵀ)ᵀ f``; ``g Vᵀ`` repeats each class's ``g`` over its keys. The float
+    operations are autograd's own (``x·(−β)`` then a negation is ``x·β``, exactly), so with PyTorch's products
+    the keys move bit for bit as through ``nn.Linear`` (tests/test_finetune.py).
+    ``feats [n, D]``, ``labels [n]``; ``buf`` a ``[≥ n, K]`` and ``grad`` a ``[K, D]`` float32 buffer.
+    """
+    n = feats.shape[0]
+    weights = cache_weights(blas.matmul(feats, keys.detach().T, out=buf[:n]), beta, inplace=True)  # E, [n, K]
+    cache = values.matmul(weights).requires_grad_()  # E V, [n, C]: the leaf autograd differentiates to
+    logits = clip_logits(feats, class_embeddings) + alpha * cache
+    loss = F.cross_entropy(logits, labels)
+    loss.backward()
+    g = cache.grad  # [n, C]
+    if values.group is not None:
+        weights.view(n, values.num_classes, values.group).mul_(g.unsqueeze(-1))
+    else:
+        weights.mul_(g.index_select(1, values.labels))
+    keys.grad = blas.matmul(weights.mul_(beta).T, feats, out=grad)
+    return loss.detach(), logits.detach()
 
 
 def finetune(view_features: torch.Tensor, labels: torch.Tensor, val_features: torch.Tensor,
@@ -104,6 +133,7 @@ def finetune(view_features: torch.Tensor, labels: torch.Tensor, val_features: to
     else:
         adapter.weight.requires_grad_(False)
     onehot = as_one_hot(values) if train == "keys" else None  # fixed one-hot values: per-class sums, no [K, C] product
+    manual = onehot is not None and onehot.scale is None  # the keys' gradient written out (_keys_step)
     if train in ("values", "both"):
         values = torch.nn.Parameter(values.float().clone())
         params.append(values)
@@ -114,30 +144,38 @@ def finetune(view_features: torch.Tensor, labels: torch.Tensor, val_features: to
     gen = torch.Generator().manual_seed(seed)
     best = FinetuneResult(keys.clone(), 0, -1.0, values=values.detach().clone())
     val_zs = clip_logits(val_features, W)  # [Nv, C]: the frozen zero-shot part of every epoch's validation pass
-    for epoch in tqdm(range(1, epochs + 1), desc="Tip-Adapter-F", unit="epoch", leave=False):
-        feats = views[(epoch - 1) % views.shape[0]]
-        order = torch.randperm(labels.numel(), generator=gen).to(device)
-        adapter.train()
-        loss_sum, correct = 0.0, 0
-        for s in range(0, len(order), batch_size):
-            b = order[s:s + batch_size]
-            logits = fused_logits(feats[b], W, adapter, fixed, alpha, beta)
-            loss = F.cross_entropy(logits, labels[b])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            loss_sum += loss.item() * len(b)
-            correct += int((logits.argmax(-1) == labels[b]).sum())
-        adapter.eval()
-        with torch.no_grad():
-            val_acc = accuracy(_val_logits(val_features, val_zs, adapter, fixed, alpha, beta), val_labels)
-        best.history.append({"epoch": epoch, "loss": loss_sum / len(order), "train_acc": 100.0 * correct / len(order),
-                             "val_acc": val_acc, "lr": opt.param_groups[0]["lr"]})
-        if val_acc > best.best_val_acc:  # first maximum, as the official code
-            best.best_val_acc, best.best_epoch = val_acc, epoch
-            best.keys = adapter.weight.detach().clone()
-            best.values = values.detach().clone()
+    if manual:
+        buf = torch.empty((min(batch_size, labels.numel()), keys.shape[0]), device=device)  # [B, K] affinities
+        grad = torch.empty_like(adapter.weight)  # [K, D], reused by every step
+    threads = torch.get_num_threads()
+    with blas.torch_threads(1 if manual and blas.routes_to_numpy(len(buf), keys.shape[1], len(keys), device) else None):
+        for epoch in tqdm(range(1, epochs + 1), desc="Tip-Adapter-F", unit="epoch", leave=False):
+            feats = views[(epoch - 1) % views.shape[0]]
+            order = torch.randperm(labels.numel(), generator=gen).to(device)
+            adapter.train()
+            loss_sum, correct = 0.0, 0
+            for s in range(0, len(order), batch_size):
+                b = order[s:s + batch_size]
+                if manual:
+                    loss, logits = _keys_step(feats[b], labels[b], W, adapter.weight, fixed, alpha, beta, buf, grad)
+                else:
+                    logits = fused_logits(feats[b], W, adapter, fixed, alpha, beta)
+                    loss = F.cross_entropy(logits, labels[b])
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                opt.step()
+                sched.step()
+                loss_sum += loss.item() * len(b)
+                correct += int((logits.argmax(-1) == labels[b]).sum())
+            adapter.eval()
+            with torch.no_grad():
+                val_acc = accuracy(_val_logits(val_features, val_zs, adapter, fixed, alpha, beta), val_labels)
+            best.history.append({"epoch": epoch, "loss": loss_sum / len(order), "train_acc": 100.0 * correct / len(order),
+                                 "val_acc": val_acc, "lr": opt.param_groups[0]["lr"]})
+            if val_acc > best.best_val_acc:  # first maximum, as the official code
+                best.best_val_acc, best.best_epoch = val_acc, epoch
+                best.keys = adapter.weight.detach().clone()
+                best.values = values.detach().clone()
     best.keys, best.values = best.keys.cpu(), best.values.cpu()
     log.info("Tip-Adapter-F: best val %.2f%% at epoch %d/%d", best.best_val_acc, best.best_epoch, epochs)
     return best

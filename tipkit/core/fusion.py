@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from tipkit.core import blas
 from tipkit.core.cache import OneHot
 
 Values = "torch.Tensor | OneHot"  # cache values: a dense [K, C] matrix, or one-hot values kept as labels
@@ -19,7 +20,7 @@ CLIP_SCALE = 100.0  # CLIP's learned temperature, fixed at 100 in the paper
 
 def clip_logits(features: torch.Tensor, class_embeddings: torch.Tensor, scale: float = CLIP_SCALE) -> torch.Tensor:
     """Zero-shot logits ``scale · f Wᵀ``: ``[N, D] × [C, D] -> [N, C]``."""
-    return scale * features @ class_embeddings.T
+    return blas.matmul(scale * features, class_embeddings.T)
 
 
 def apply_values(weights: torch.Tensor, values: Values) -> torch.Tensor:
@@ -29,11 +30,12 @@ def apply_values(weights: torch.Tensor, values: Values) -> torch.Tensor:
 
 def cache_weights(affinity: torch.Tensor, beta: float, inplace: bool = False) -> torch.Tensor:
     """``exp(−β (1 − A))``: ``[N, K] -> [N, K]``. Without autograd it takes one buffer (``inplace``: none,
-    overwriting ``affinity``) instead of three temporaries; the float operations are the same."""
+    overwriting ``affinity``) instead of three temporaries, and three passes: ``(A − 1)·β`` is ``(1 − A)·(−β)``
+    bit for bit (rounding to nearest is symmetric in sign), so the results are those of the formula as written."""
     if torch.is_grad_enabled() and affinity.requires_grad:
         return torch.exp(-beta * (1.0 - affinity))
-    out = affinity.neg_() if inplace else affinity.neg()
-    return out.add_(1.0).mul_(-beta).exp_()
+    out = affinity.sub_(1.0) if inplace else affinity.sub(1.0)
+    return out.mul_(beta).exp_()
 
 
 def affinity_to_cache(affinity: torch.Tensor, values: Values, beta: float) -> torch.Tensor:
@@ -43,7 +45,7 @@ def affinity_to_cache(affinity: torch.Tensor, values: Values, beta: float) -> to
 
 def cache_logits(features: torch.Tensor, keys: torch.Tensor, values: Values, beta: float) -> torch.Tensor:
     """Cache-model logits ``exp(−β (1 − f Kᵀ)) V``: ``[N, D], [K, D], [K, C] -> [N, C]``."""
-    return apply_values(cache_weights(features @ keys.T, beta, inplace=True), values)
+    return apply_values(cache_weights(blas.matmul(features, keys.T), beta, inplace=True), values)
 
 
 def tip_logits(

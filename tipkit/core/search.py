@@ -5,7 +5,7 @@ The official code loops over every (β, α) pair and recomputes the affinity mat
 ImageNet's 50,000), the affinity ``A = f Kᵀ`` is computed once; per β the cache weights
 ``exp(−β(1 − A))`` come from one multiply per element on the paper's evenly spaced β grid
 (:func:`tipkit.core.grid.exp_schedule`), the one-hot values turn the product into a per-class sum
-(:class:`tipkit.core.cache.OneHot`), and the α axis is scored by :func:`tipkit.core.grid.grid_correct`, which
+(:class:`tipkit.core.cache.OneHot`), and the α axis is scored by :func:`tipkit.core.grid.line_argmax`, which
 evaluates a query only at the few α where its prediction changes. The grid of accuracies equals the official
 double loop's, with its first-maximum tie rule (float rounding at a near-tie aside).
 """
@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import torch
 
+from tipkit.core import blas
 from tipkit.core.cache import as_one_hot
 from tipkit.core.fusion import Values, apply_values, clip_logits
-from tipkit.core.grid import exp_schedule, grid_correct
+from tipkit.core.grid import exp_schedule, line_argmax
 from tipkit.errors import TipkitError
 
 MEMORY_BUDGET = 1 << 30  # bytes of working set beyond the inputs (≈ 1 GiB), whatever N is
@@ -86,10 +87,12 @@ def grid_search(
         f = features[s:s + step]
         y = labels[s:s + len(f)]
         zs = clip_logits(f, class_embeddings)  # [n, C]
-        distance = (f @ keys.T).neg_().add_(1.0)  # 1 − A, [n, K], once per chunk
+        distance = blas.matmul(f, keys.T).neg_().add_(1.0)  # 1 − A, [n, K], once per chunk
+        scratch = torch.empty((len(f), 1, c), dtype=features.dtype, device=features.device)
         for i, weights in enumerate(exp_schedule(distance, betas.tolist())):
             cache = apply_values(weights, vals)  # [n, C]
-            correct[i] += grid_correct(zs, [cache], [a], y).cpu()
+            pred = line_argmax(zs, cache.unsqueeze(1), a, scratch=scratch).view(len(f), -1)  # [n, J]
+            correct[i] += (pred == y.view(-1, 1)).sum(0).cpu()
         del distance
     grid = correct.double() * 100.0 / n
     flat = int(torch.argmax(grid.flatten()))  # first maximum, beta-major

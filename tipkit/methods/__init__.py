@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from tipkit.methods import (  # noqa: F401
                             ape,
+                            ape_t,
                             clap,
                             clip_adapter,
                             coop,

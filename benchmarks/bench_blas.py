@@ -1,0 +1,95 @@
+"""Which BLAS multiplies tipkit's large CPU products faster here: PyTorch's (MKL) or NumPy's (OpenBLAS).
+
+One run measures, in one process, for each shape the products of a run at ImageNet's shape meet:
+
+- ``kind=product``: the median of seven calls of ``torch.mm`` (``baseline_ms``) and of
+  :func:`tipkit.core.blas.matmul` forced through NumPy (``tipkit_ms``), on the same ``[m, k] × [k, n]`` operands
+  (the second one a transposed view, as ``f Kᵀ`` is);
+- ``kind=step``: a Tip-Adapter-F training step at ImageNet's shape (``f Kᵀ``, the exp chain and per-class sum, the
+  key gradient ``Gᵀ f``) with NumPy's products, PyTorch on all its threads (``baseline_ms``) against PyTorch on
+  one (``tipkit_ms``, :func:`tipkit.core.blas.torch_threads`).
+
+``ratio`` is ``baseline_ms / tipkit_ms``: above 1, tipkit's way is faster.
+
+    python benchmarks/bench_blas.py     # -> benchmarks/results/blas.csv (rows appended)
+
+This is what :mod:`tipkit.core.blas` cites for its choice of backend and of one PyTorch thread in such loops.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from unittest import mock
+
+import torch
+
+from results_csv import append_row
+
+from tipkit.core import blas
+from tipkit.core.fusion import cache_weights
+
+OUT = Path(__file__).resolve().parent / "results" / "blas.csv"
+HEADER = ["kind", "m", "k", "n", "gflop", "baseline_ms", "tipkit_ms", "ratio", "threads", "cpu", "load_1m", "created"]
+SHAPES = [  # (m, k, n): what a run at ImageNet's shape multiplies (C = 1,000, K = 16,000, D = 1,024)
+    (256, 1024, 16000),  # Tip-Adapter-F / APE-T training step: f Kᵀ
+    (16000, 256, 1024),  # Tip-Adapter-F key gradient Gᵀ f
+    (4000, 1024, 16000),  # a validation pass f_val Kᵀ
+    (256, 1024, 1000),  # a training step's zero-shot logits f Wᵀ
+    (2000, 1024, 16000),  # a prediction chunk
+    (32, 1024, 1000),  # CLIP-Adapter's step (below MIN_FLOPS: stays with PyTorch)
+]
+
+
+def _median_s(fn, repeat: int = 7) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _step(f: torch.Tensor, keys: torch.Tensor, buf: torch.Tensor, grad: torch.Tensor) -> None:
+    """The products and elementwise work of one Tip-Adapter-F step (the optimiser aside)."""
+    e = cache_weights(blas.matmul(f, keys.T, out=buf), 1.0, inplace=True)
+    g = e.view(len(f), 1000, -1).sum(-1)  # [B, C]
+    e.view(len(f), 1000, -1).mul_(g.unsqueeze(-1) * 1e-3)
+    blas.matmul(e.T, f, out=grad)
+
+
+def main() -> None:
+    gen = torch.Generator().manual_seed(0)
+    load = float(open("/proc/loadavg").read().split()[0]) if os.path.exists("/proc/loadavg") else float("nan")
+    cpu = blas._cpu_vendor() or "unknown"
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    threads = torch.get_num_threads()
+    with mock.patch.object(blas, "cpu_backend", lambda setting=None: "numpy"), mock.patch.object(blas, "MIN_FLOPS", 0):
+        for m, k, n in SHAPES:
+            a = torch.randn(m, k, generator=gen)
+            b = torch.randn(n, k, generator=gen).T  # a transposed view, as keys.T
+            out = torch.empty(m, n)
+            t_torch = _median_s(lambda: torch.mm(a, b, out=out))
+            t_numpy = _median_s(lambda: blas.matmul(a, b, out=out))
+            row = ["product", m, k, n, f"{2 * m * k * n / 1e9:.3f}", f"{t_torch * 1e3:.2f}", f"{t_numpy * 1e3:.2f}",
+                   f"{t_torch / t_numpy:.3f}", threads, cpu, f"{load:.2f}", stamp]
+            print(dict(zip(HEADER, row)), flush=True)
+            append_row(OUT, HEADER, row)
+        keys = torch.nn.functional.normalize(torch.randn(16000, 1024, generator=gen), dim=1)
+        f = torch.nn.functional.normalize(torch.randn(256, 1024, generator=gen), dim=1)
+        buf, grad = torch.empty(256, 16000), torch.empty(16000, 1024)
+        t_all = _median_s(lambda: _step(f, keys, buf, grad))
+        with blas.torch_threads(1):
+            t_one = _median_s(lambda: _step(f, keys, buf, grad))
+    row = ["step", 256, 1024, 16000, f"{4 * 256 * 1024 * 16000 / 1e9:.3f}", f"{t_all * 1e3:.2f}", f"{t_one * 1e3:.2f}",
+           f"{t_all / t_one:.3f}", threads, cpu, f"{load:.2f}", stamp]
+    print(dict(zip(HEADER, row)), flush=True)
+    append_row(OUT, HEADER, row)
+
+
+if __name__ == "__main__":
+    main()
