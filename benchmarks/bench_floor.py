@@ -11,8 +11,8 @@ times, in one process:
 
 ``share`` is the products' time over the epoch's: what is left (the softmax, the exp, the per-class sums, the
 optimiser) is what an epoch spends beyond its floor. The same run records the machine's single-precision matrix
-product rate (``gflops``, the fastest of ten calls at the training step's shape), so the chapter can price a whole
-run's products.
+product rate (``gflops``, the fastest of ten calls at the training step's shape, through the library ``fit`` uses:
+:func:`tipkit.core.blas.matmul`), so the chapter can price a whole run's products.
 
     python benchmarks/bench_floor.py            # -> benchmarks/results/floor.csv (a row per method, appended)
 """
@@ -29,6 +29,7 @@ import torch
 from results_csv import append_row
 
 from tipkit.bench.features import SHAPES, make_features
+from tipkit.core import blas
 from tipkit.methods import get_method
 
 OUT = Path(__file__).resolve().parent / "results" / "floor.csv"
@@ -56,9 +57,9 @@ def main() -> None:
     k, d = keys.shape
     f = data.normalized_views[0, :BATCH].contiguous()
     g = torch.randn(BATCH, k)
-    forward = _timed(lambda: f @ keys.T)
-    backward = _timed(lambda: g.T @ f)
-    val_pass = _timed(lambda: val @ keys.T, repeat=2)
+    forward = _timed(lambda: blas.matmul(f, keys.T))  # through the library fit uses (tipkit.core.blas)
+    backward = _timed(lambda: blas.matmul(g.T, f))
+    val_pass = _timed(lambda: blas.matmul(val, keys.T), repeat=2)
     gflops = 2 * BATCH * d * k / forward / 1e9
     steps = -(-k // BATCH)
     load = float(open("/proc/loadavg").read().split()[0]) if os.path.exists("/proc/loadavg") else float("nan")

@@ -85,7 +85,7 @@ def _keys_step(feats: torch.Tensor, labels: torch.Tensor, class_embeddings: torc
     With ``E = exp(−β(1 − f Kᵀ))`` and ``g = ∂loss/∂(E V)`` (autograd on the small ``[n, C]`` part), the
     gradient is ``∂loss/∂K = (β · E ⊙ g Vᵀ)ᵀ f``; ``g Vᵀ`` repeats each class's ``g`` over its keys. The float
     operations are autograd's own (``x·(−β)`` then a negation is ``x·β``, exactly), so with PyTorch's products
-    the keys move bit for bit as through ``nn.Linear`` (tests/test_finetune.py).
+    the keys move bit for bit as through ``nn.Linear`` (tests/test_steps.py).
     ``feats [n, D]``, ``labels [n]``; ``buf`` a ``[≥ n, K]`` and ``grad`` a ``[K, D]`` float32 buffer.
     """
     n = feats.shape[0]

@@ -81,7 +81,7 @@ def _apet_step(f: torch.Tensor, y: torch.Tensor, module: _Residual, keys: torch.
         ∂/∂ω = Σ_rows G ⊙ E                      ∂/∂aff = β · G ⊙ ω ⊙ E,  summed over each class's keys into f' Rᵀ
 
     in autograd's own float order, so the residual and the value weights move bit for bit as through autograd
-    (tests/test_blas.py), without its six ``[n, K]`` temporaries per step.
+    (tests/test_steps.py), without its six ``[n, K]`` temporaries per step.
     """
     n, group = len(f), values.group
     e, tmp, tmp2 = (b[:n] for b in bufs)
