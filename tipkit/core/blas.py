@@ -12,11 +12,6 @@ product goes through NumPy when
 - the backend is ``numpy``: ``TIPKIT_MATMUL=numpy|torch`` chooses; unset (``auto``) it is ``numpy`` where
   PyTorch multiplies with MKL, NumPy with OpenBLAS and the CPU is not Intel's, else ``torch``.
 
-A loop of many small products (CLIP-Adapter's 100,000 steps at ImageNet's shape, each ``[32, 1,024]`` by a
-``[1,024, ≤ 1,000]`` weight) may pass the lower floor :data:`LOOP_MIN_FLOPS` while PyTorch runs on one thread
-(:func:`torch_threads`): OpenBLAS's threads stay awake between its calls, where PyTorch's are woken for each
-product; measured in ``blas.csv`` (``kind=loop``).
-
 The choice is fixed per process (the same inputs give the same bits); the two libraries' results differ by
 float rounding (a few ulp), as any two BLAS builds do. On other devices (CUDA) everything stays with PyTorch.
 """
@@ -36,7 +31,6 @@ from tipkit.errors import TipkitError
 log = logging.getLogger(__name__)
 
 MIN_FLOPS = 1 << 28  # 2·m·k·n from which a CPU product may go through NumPy (below it the gain is ~1.1×)
-LOOP_MIN_FLOPS = 1 << 24  # the floor for a loop of many small products (CLIP-Adapter's 100,000 steps), see below
 BACKENDS = ("auto", "numpy", "torch")  # TIPKIT_MATMUL's accepted values
 
 
@@ -82,16 +76,13 @@ def cpu_backend(setting: "str | None" = None) -> str:
 
 
 def routes_to_numpy(m: int, k: int, n: int, device: "str | torch.device" = "cpu",
-                    dtype: torch.dtype = torch.float32, min_flops: "int | None" = None) -> bool:
-    """Whether a ``[m, k] × [k, n]`` product of ``dtype`` on ``device`` goes through NumPy (see the module's docstring;
-    ``min_flops``: the size floor, default :data:`MIN_FLOPS`)."""
-    floor = MIN_FLOPS if min_flops is None else min_flops
-    return (torch.device(device).type == "cpu" and dtype == torch.float32 and 2 * m * k * n >= floor
+                    dtype: torch.dtype = torch.float32) -> bool:
+    """Whether a ``[m, k] × [k, n]`` product of ``dtype`` on ``device`` goes through NumPy (see the module's docstring)."""
+    return (torch.device(device).type == "cpu" and dtype == torch.float32 and 2 * m * k * n >= MIN_FLOPS
             and cpu_backend() == "numpy")
 
 
-def matmul(a: torch.Tensor, b: torch.Tensor, out: "torch.Tensor | None" = None,
-           min_flops: "int | None" = None) -> torch.Tensor:
+def matmul(a: torch.Tensor, b: torch.Tensor, out: "torch.Tensor | None" = None) -> torch.Tensor:
     """``a @ b``; for 2-D ``a [m, k]`` and ``b [k, n]`` written into ``out`` (C-contiguous ``[m, n]``) when given.
 
     ``a`` and ``b`` may be transposed views (``keys.T``): neither is copied. Large float32 CPU products that need
@@ -100,7 +91,7 @@ def matmul(a: torch.Tensor, b: torch.Tensor, out: "torch.Tensor | None" = None,
     """
     numpy = (a.dim() == b.dim() == 2 and a.shape[1] == b.shape[0] and a.dtype == b.dtype
              and a.device == b.device and not (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad))
-             and routes_to_numpy(a.shape[0], a.shape[1], b.shape[1], a.device, a.dtype, min_flops))
+             and routes_to_numpy(a.shape[0], a.shape[1], b.shape[1], a.device, a.dtype))
     if not numpy:
         return torch.matmul(a, b) if out is None else torch.mm(a, b, out=out)
     import numpy as np
@@ -120,8 +111,9 @@ def torch_threads(threads: "int | None") -> Iterator[None]:
 
     For a loop that alternates NumPy products with PyTorch's elementwise work (``threads=1``): after each product
     OpenBLAS's worker threads spin for a while, and PyTorch's own workers spin after each operation; on two cores
-    the two pools then share a core. With PyTorch on the calling thread alone such a step is no slower, and was
-    faster in every run measured here (``benchmarks/bench_blas.py``, rows ``kind=step`` of ``blas.csv``).
+    the two pools then share a core. With PyTorch on the calling thread alone during training, a two-epoch
+    Tip-Adapter-F fit at ImageNet's shape on 2 cores was faster (``benchmarks/bench_blas.py``: ``kind=fit``
+    rows of ``blas.csv``).
     """
     before = torch.get_num_threads()
     if threads is None or threads == before:

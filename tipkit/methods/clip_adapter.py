@@ -48,41 +48,40 @@ class Adapter(torch.nn.Module):
         return self.ratio * x + (1.0 - self.ratio) * f
 
 
-def _forward(adapter: Adapter, f: torch.Tensor, W: torch.Tensor, min_flops: "int | None" = None) -> tuple:
+def _forward(adapter: Adapter, f: torch.Tensor, W: torch.Tensor) -> tuple:
     """``100 · (f' / ‖f'‖) Wᵀ`` without autograd, as ``Adapter.forward`` and :func:`l2_normalize` compute it:
     ``(r1, a, x, norm, clamped, logits)`` (the hidden and output activations, the blend, its norm, the clamped
-    norm, and the ``[n, C]`` logits). Products go through :func:`tipkit.core.blas.matmul` (``min_flops``)."""
+    norm, and the ``[n, C]`` logits). Products go through :func:`tipkit.core.blas.matmul`."""
     w1, w2, ratio = adapter.fc1.weight.detach(), adapter.fc2.weight.detach(), adapter.ratio
     with torch.no_grad():
-        r1 = F.relu(blas.matmul(f, w1.T, min_flops=min_flops))  # [n, D/r]
-        a = F.relu(blas.matmul(r1, w2.T, min_flops=min_flops))  # [n, D]
+        r1 = F.relu(blas.matmul(f, w1.T))  # [n, D/r]
+        a = F.relu(blas.matmul(r1, w2.T))  # [n, D]
         x = ratio * a + (1.0 - ratio) * f
         norm = x.norm(dim=-1, keepdim=True)
         clamped = norm.clamp_min(1e-12)
-        return r1, a, x, norm, clamped, blas.matmul(100.0 * (x / clamped), W.T, min_flops=min_flops)
+        return r1, a, x, norm, clamped, blas.matmul(100.0 * (x / clamped), W.T)
 
 
-def _step(adapter: Adapter, f: torch.Tensor, y: torch.Tensor, W: torch.Tensor,
-          min_flops: "int | None" = None) -> tuple[torch.Tensor, torch.Tensor]:
+def _step(adapter: Adapter, f: torch.Tensor, y: torch.Tensor, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One training step's loss and logits ``[n, C]``, with both weights' gradients set.
 
     The cross-entropy of :func:`_forward`'s logits is differentiated by hand in autograd's own float operations
     (ReLU as ``threshold_backward``, the division's and the norm's backward as autograd writes them), so the
-    gradients are bit for bit autograd's (tests/test_steps.py); it skips the autograd graph and engine, which at
-    ImageNet's shape (100,000 steps of a 32-row batch) cost about as much as the step's small products.
+    gradients are bit for bit autograd's (tests/test_steps.py), without building an autograd graph at each of the
+    100,000 steps a fit takes at ImageNet's shape.
     """
-    r1, a, x, norm, clamped, logits = _forward(adapter, f, W, min_flops)
+    r1, a, x, norm, clamped, logits = _forward(adapter, f, W)
     logits.requires_grad_()
     loss = F.cross_entropy(logits, y)
     loss.backward()
     with torch.no_grad():
-        g = blas.matmul(logits.grad, W, min_flops=min_flops) * 100.0  # ∂/∂(x / ‖x‖)
+        g = blas.matmul(logits.grad, W) * 100.0  # ∂/∂(x / ‖x‖)
         to_norm = torch.where(norm >= 1e-12, (-g * ((x / clamped) / clamped)).sum(-1, keepdim=True), 0.0)
         g = g / clamped + to_norm * (x / norm).masked_fill_(norm == 0, 0)  # ∂/∂x
         g = torch.ops.aten.threshold_backward(g * adapter.ratio, a, 0)  # ∂/∂(r1 W2ᵀ)
-        adapter.fc2.weight.grad = blas.matmul(g.t(), r1, min_flops=min_flops)
-        g = torch.ops.aten.threshold_backward(blas.matmul(g, adapter.fc2.weight.detach(), min_flops=min_flops), r1, 0)
-        adapter.fc1.weight.grad = blas.matmul(g.t(), f, min_flops=min_flops)  # ∂/∂W1 from ∂/∂(f W1ᵀ)
+        adapter.fc2.weight.grad = blas.matmul(g.t(), r1)
+        g = torch.ops.aten.threshold_backward(blas.matmul(g, adapter.fc2.weight.detach()), r1, 0)
+        adapter.fc1.weight.grad = blas.matmul(g.t(), f)  # ∂/∂W1 from ∂/∂(f W1ᵀ)
     return loss.detach(), logits.detach()
 
 
@@ -105,13 +104,7 @@ class ClipAdapter(Method):
         y, fv, yv = data.labels.to(dev), data.val.float().to(dev), data.val_labels.to(dev)
         adapter = Adapter(data.dim, int(p["reduction"]), float(p["ratio"]), gen).to(dev)
         opt = torch.optim.SGD(adapter.parameters(), lr=p["lr"], momentum=p["momentum"], weight_decay=p["weight_decay"])
-        # 100,000 small steps at ImageNet's shape: their products go through NumPy from a lower floor, and PyTorch
-        # stays on one thread meanwhile (blas.LOOP_MIN_FLOPS; benchmarks/results/blas.csv, kind=loop)
-        loop = blas.routes_to_numpy(int(p["batch_size"]), data.dim, adapter.fc1.out_features, dev,
-                                    min_flops=blas.LOOP_MIN_FLOPS)
-        with blas.torch_threads(1 if loop else None):
-            best_acc, best_epoch, best_state = self._train(adapter, opt, views, y, fv, yv, gen,
-                                                           blas.LOOP_MIN_FLOPS if loop else None)
+        best_acc, best_epoch, best_state = self._train(adapter, opt, views, y, fv, yv, gen)
         adapter.load_state_dict(best_state)
         adapter.eval()
         self.adapter = adapter
@@ -119,7 +112,7 @@ class ClipAdapter(Method):
         log.info("CLIP-Adapter: best val %.2f%% at epoch %d/%d", best_acc, best_epoch, p["epochs"])
 
     def _train(self, adapter: Adapter, opt: torch.optim.Optimizer, views: torch.Tensor, y: torch.Tensor,
-               fv: torch.Tensor, yv: torch.Tensor, gen: torch.Generator, min_flops: "int | None") -> tuple[float, int, dict]:
+               fv: torch.Tensor, yv: torch.Tensor, gen: torch.Generator) -> tuple[float, int, dict]:
         """The epochs (history appended to ``self.history``): ``(val_acc, epoch, state)`` of the first best epoch."""
         p, dev = self.params, self.device
         best_acc, best_epoch, best_state = -1.0, 0, copy.deepcopy(adapter.state_dict())
@@ -132,7 +125,7 @@ class ClipAdapter(Method):
             loss_sum, correct, seen = 0.0, 0, 0
             for b in epoch_batches(len(y), int(p["batch_size"]), gen):
                 b = b.to(dev)
-                loss, logits = _step(adapter, feats[b], y[b], self.W, min_flops)
+                loss, logits = _step(adapter, feats[b], y[b], self.W)
                 opt.step()
                 loss_sum += loss.item() * len(b)
                 correct += int((logits.argmax(-1) == y[b]).sum())
