@@ -113,3 +113,23 @@ def test_clip_adapter_written_out_step_is_autograds_bit_for_bit(ratio):
     assert torch.equal(got, loss.detach()) and torch.equal(got_logits, logits.detach())
     assert torch.equal(mod.fc1.weight.grad, ref.fc1.weight.grad)
     assert torch.equal(mod.fc2.weight.grad, ref.fc2.weight.grad)
+
+
+@pytest.mark.parametrize("weight_decay", [5e-4, 0.0])
+def test_clip_adapter_sgd_step_is_torch_sgds_bit_for_bit(weight_decay):
+    from tipkit.methods.clip_adapter import _sgd_step
+
+    gen = torch.Generator().manual_seed(11)
+    ref = [torch.nn.Parameter(torch.randn(5, 7, generator=gen)), torch.nn.Parameter(torch.randn(3, 5, generator=gen))]
+    mine = [torch.nn.Parameter(p.detach().clone()) for p in ref]
+    opt = torch.optim.SGD(ref, lr=0.1, momentum=0.9, weight_decay=weight_decay)
+    bufs = [None, None]
+    for lr in (1e-5, 0.01, 0.0073):  # Dassl's warm-up, then the cosine: the rate changes between steps
+        grads = [torch.randn(p.shape, generator=gen) for p in ref]
+        for p, q, g in zip(ref, mine, grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.step()
+        _sgd_step(mine, bufs, lr, 0.9, weight_decay)
+        assert all(torch.equal(p, q) for p, q in zip(ref, mine))

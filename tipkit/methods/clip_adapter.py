@@ -85,6 +85,21 @@ def _step(adapter: Adapter, f: torch.Tensor, y: torch.Tensor, W: torch.Tensor) -
     return loss.detach(), logits.detach()
 
 
+def _sgd_step(params: "list[torch.nn.Parameter]", bufs: "list[torch.Tensor | None]", lr: float, momentum: float,
+              weight_decay: float) -> None:
+    """``torch.optim.SGD``'s update (momentum, no dampening, no Nesterov) in its own float operations, on gradients
+    :func:`_step` made (so the weight decay is added to them in place): bit for bit SGD's (tests/test_steps.py),
+    without the optimiser's per-step bookkeeping. ``bufs`` holds the momentum buffers (``None`` before step 1)."""
+    with torch.no_grad():
+        for i, param in enumerate(params):
+            grad = param.grad.add_(param, alpha=weight_decay) if weight_decay != 0 else param.grad
+            if bufs[i] is None:
+                bufs[i] = grad.clone()
+            else:
+                bufs[i].mul_(momentum).add_(grad, alpha=1.0)
+            param.add_(bufs[i], alpha=-lr)
+
+
 @register
 class ClipAdapter(Method):
     name = "clip_adapter"
@@ -103,30 +118,29 @@ class ClipAdapter(Method):
         views = data.normalized_views.to(dev)
         y, fv, yv = data.labels.to(dev), data.val.float().to(dev), data.val_labels.to(dev)
         adapter = Adapter(data.dim, int(p["reduction"]), float(p["ratio"]), gen).to(dev)
-        opt = torch.optim.SGD(adapter.parameters(), lr=p["lr"], momentum=p["momentum"], weight_decay=p["weight_decay"])
-        best_acc, best_epoch, best_state = self._train(adapter, opt, views, y, fv, yv, gen)
+        best_acc, best_epoch, best_state = self._train(adapter, views, y, fv, yv, gen)
         adapter.load_state_dict(best_state)
         adapter.eval()
         self.adapter = adapter
         self.hyper = {"best_epoch": best_epoch, "val_acc": best_acc}
         log.info("CLIP-Adapter: best val %.2f%% at epoch %d/%d", best_acc, best_epoch, p["epochs"])
 
-    def _train(self, adapter: Adapter, opt: torch.optim.Optimizer, views: torch.Tensor, y: torch.Tensor,
+    def _train(self, adapter: Adapter, views: torch.Tensor, y: torch.Tensor,
                fv: torch.Tensor, yv: torch.Tensor, gen: torch.Generator) -> tuple[float, int, dict]:
         """The epochs (history appended to ``self.history``): ``(val_acc, epoch, state)`` of the first best epoch."""
         p, dev = self.params, self.device
         best_acc, best_epoch, best_state = -1.0, 0, copy.deepcopy(adapter.state_dict())
+        params = list(adapter.parameters())
+        bufs: "list[torch.Tensor | None]" = [None] * len(params)  # SGD's momentum buffers
         for epoch in tqdm(range(int(p["epochs"])), desc="CLIP-Adapter", unit="epoch", leave=False):
             lr = dassl_lr(epoch, p["lr"], int(p["epochs"]), int(p["warmup_epochs"]), p["warmup_lr"])
-            for g in opt.param_groups:
-                g["lr"] = lr
             feats = views[epoch % views.shape[0]]
             adapter.train()
             loss_sum, correct, seen = 0.0, 0, 0
             for b in epoch_batches(len(y), int(p["batch_size"]), gen):
                 b = b.to(dev)
                 loss, logits = _step(adapter, feats[b], y[b], self.W)
-                opt.step()
+                _sgd_step(params, bufs, lr, p["momentum"], p["weight_decay"])
                 loss_sum += loss.item() * len(b)
                 correct += int((logits.argmax(-1) == y[b]).sum())
                 seen += len(b)
