@@ -7,7 +7,10 @@ One run measures, in one process, for each shape the products of a run at ImageN
   (the second one a transposed view, as ``f Kᵀ`` is);
 - ``kind=fit``: a two-epoch Tip-Adapter-F fit at ImageNet's shape (its products through NumPy), with PyTorch on
   all its threads (``baseline_ms``, the whole fit) against on one during training (``tipkit_ms``,
-  :func:`tipkit.core.blas.torch_threads`, as ``fit`` runs it).
+  :func:`tipkit.core.blas.torch_threads`, as ``fit`` runs it);
+- ``kind=step``: a two-epoch CLIP-Adapter fit at ImageNet's shape (1,000 steps of batch 32 and two validation
+  passes) with the exact PyTorch step and SGD (``baseline_ms``) against with
+  :class:`tipkit.methods.clip_adapter_cpu.CpuStep` (``tipkit_ms``, as ``fit`` runs it there).
 
 
 ``ratio`` is ``baseline_ms / tipkit_ms``: above 1, tipkit's way is faster.
@@ -33,7 +36,7 @@ from results_csv import append_row
 
 from tipkit.bench.features import SHAPES as BENCH_SHAPES, make_features
 from tipkit.core import blas
-from tipkit.methods import get_method
+from tipkit.methods import clip_adapter_cpu, get_method
 
 OUT = Path(__file__).resolve().parent / "results" / "blas.csv"
 HEADER = ["kind", "m", "k", "n", "gflop", "baseline_ms", "tipkit_ms", "ratio", "threads", "cpu", "load_1m", "created"]
@@ -43,7 +46,7 @@ SHAPES = [  # (m, k, n): what a run at ImageNet's shape multiplies (C = 1,000, K
     (4000, 1024, 16000),  # a validation pass f_val Kᵀ
     (256, 1024, 1000),  # a training step's zero-shot logits f Wᵀ
     (2000, 1024, 16000),  # a prediction chunk
-    (32, 1024, 1000),  # CLIP-Adapter's step (below MIN_FLOPS: stays with PyTorch)
+    (32, 1024, 1000),  # CLIP-Adapter's step: its classifier product (below MIN_FLOPS: PyTorch's, outside CpuStep)
 ]
 
 
@@ -99,6 +102,21 @@ def main() -> None:
     flop = 2 * 63 * 2 * 2 * 256 * 1024 * 16000 / 1e9  # the two epochs' training products with the keys
     row = ["fit", 256, 1024, 16000, f"{flop:.3f}", f"{t_all * 1e3:.2f}", f"{t_one * 1e3:.2f}",
            f"{t_all / t_one:.3f}", threads, cpu, f"{load:.2f}", stamp]
+    print(dict(zip(HEADER, row)), flush=True)
+    append_row(OUT, HEADER, row)
+    steps: dict[str, list[float]] = {"exact": [], "cpu": []}
+    with mock.patch.object(blas, "cpu_backend", lambda setting=None: "numpy"):
+        for _ in range(2):  # alternated; the faster of two fits each
+            for mode, times in steps.items():
+                exact = (mock.patch.object(clip_adapter_cpu, "enabled", lambda *a, **k: False) if mode == "exact"
+                         else contextlib.nullcontext())
+                with exact:
+                    times.append(_fit_s(data, "clip_adapter", epochs=2))
+    t_exact, t_cpu = min(steps["exact"]), min(steps["cpu"])
+    hidden = 1024 // 4
+    flop = 2 * 1000 * 32 * 1024 * (2 * 1000 + 5 * hidden) / 1e9  # 1,000 steps: 2 classifier + 5 adapter products
+    row = ["step", 32, 1024, 1000, f"{flop:.3f}", f"{t_exact * 1e3:.2f}", f"{t_cpu * 1e3:.2f}",
+           f"{t_exact / t_cpu:.3f}", threads, cpu, f"{load:.2f}", stamp]
     print(dict(zip(HEADER, row)), flush=True)
     append_row(OUT, HEADER, row)
 

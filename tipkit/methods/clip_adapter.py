@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import copy
 import logging
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from tipkit.core import blas
+from tipkit.methods import clip_adapter_cpu
 from tipkit.errors import TipkitError
 from tipkit.methods.base import FewShotData, Method, dassl_lr, epoch_batches, register, require_positive, val_accuracy
 
@@ -127,30 +129,46 @@ class ClipAdapter(Method):
 
     def _train(self, adapter: Adapter, views: torch.Tensor, y: torch.Tensor,
                fv: torch.Tensor, yv: torch.Tensor, gen: torch.Generator) -> tuple[float, int, dict]:
-        """The epochs (history appended to ``self.history``): ``(val_acc, epoch, state)`` of the first best epoch."""
+        """The epochs (history appended to ``self.history``): ``(val_acc, epoch, state)`` of the first best epoch.
+
+        Large CPU problems train with :class:`~tipkit.methods.clip_adapter_cpu.CpuStep` (PyTorch on one thread
+        meanwhile, see :func:`tipkit.core.blas.torch_threads`); everything else with :func:`_step` and
+        :func:`_sgd_step`. Both draw the same batches from ``gen``."""
         p, dev = self.params, self.device
         best_acc, best_epoch, best_state = -1.0, 0, copy.deepcopy(adapter.state_dict())
-        params = list(adapter.parameters())
-        bufs: "list[torch.Tensor | None]" = [None] * len(params)  # SGD's momentum buffers
-        for epoch in tqdm(range(int(p["epochs"])), desc="CLIP-Adapter", unit="epoch", leave=False):
-            lr = dassl_lr(epoch, p["lr"], int(p["epochs"]), int(p["warmup_epochs"]), p["warmup_lr"])
-            feats = views[epoch % views.shape[0]]
-            adapter.train()
-            loss_sum, correct, seen = 0.0, 0, 0
-            for b in epoch_batches(len(y), int(p["batch_size"]), gen):
-                b = b.to(dev)
-                loss, logits = _step(adapter, feats[b], y[b], self.W)
-                _sgd_step(params, bufs, lr, p["momentum"], p["weight_decay"])
-                loss_sum += loss.item() * len(b)
-                correct += int((logits.argmax(-1) == y[b]).sum())
-                seen += len(b)
-            adapter.eval()
-            with torch.no_grad():
-                acc = val_accuracy(self._logits(adapter, fv), yv)
-            self.history.append({"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": 100.0 * correct / seen,
-                                 "val_acc": acc, "lr": lr})
-            if acc > best_acc:  # first maximum
-                best_acc, best_epoch, best_state = acc, epoch + 1, copy.deepcopy(adapter.state_dict())
+        batch = int(p["batch_size"])
+        if clip_adapter_cpu.enabled(batch, self.W.shape[1], self.W.shape[0], dev):
+            cpu = clip_adapter_cpu.CpuStep(adapter.fc1.weight, adapter.fc2.weight, self.W, adapter.ratio,
+                                           p["momentum"], p["weight_decay"])
+            step, threads = cpu.epoch_stepper(views, y.numpy()), 1
+        else:
+            params = list(adapter.parameters())
+            bufs: "list[torch.Tensor | None]" = [None] * len(params)  # SGD's momentum buffers
+
+            def step(view: int, batches: "list[torch.Tensor]", lr: float) -> "Iterator[tuple[float, int]]":
+                for b in batches:
+                    b = b.to(dev)
+                    loss, logits = _step(adapter, views[view][b], y[b], self.W)
+                    _sgd_step(params, bufs, lr, p["momentum"], p["weight_decay"])
+                    yield loss.item(), int((logits.argmax(-1) == y[b]).sum())
+            threads = None
+        with blas.torch_threads(threads):
+            for epoch in tqdm(range(int(p["epochs"])), desc="CLIP-Adapter", unit="epoch", leave=False):
+                lr = dassl_lr(epoch, p["lr"], int(p["epochs"]), int(p["warmup_epochs"]), p["warmup_lr"])
+                adapter.train()
+                loss_sum, correct, seen = 0.0, 0, 0
+                batches = epoch_batches(len(y), batch, gen)
+                for b, (loss, right) in zip(batches, step(epoch % views.shape[0], batches, lr)):
+                    loss_sum += loss * len(b)
+                    correct += right
+                    seen += len(b)
+                adapter.eval()
+                with torch.no_grad():
+                    acc = val_accuracy(self._logits(adapter, fv), yv)
+                self.history.append({"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": 100.0 * correct / seen,
+                                     "val_acc": acc, "lr": lr})
+                if acc > best_acc:  # first maximum
+                    best_acc, best_epoch, best_state = acc, epoch + 1, copy.deepcopy(adapter.state_dict())
         return best_acc, best_epoch, best_state
 
     def _predict(self, features: torch.Tensor) -> torch.Tensor:
