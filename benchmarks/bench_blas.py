@@ -12,7 +12,6 @@ One run measures, in one process, for each shape the products of a run at ImageN
   passes) with the exact PyTorch step and SGD (``baseline_ms``) against with
   :class:`tipkit.methods.clip_adapter_cpu.CpuStep` (``tipkit_ms``, as ``fit`` runs it there).
 
-
 ``ratio`` is ``baseline_ms / tipkit_ms``: above 1, tipkit's way is faster.
 
     python benchmarks/bench_blas.py     # -> benchmarks/results/blas.csv (rows appended)
@@ -92,7 +91,8 @@ def main() -> None:
             append_row(OUT, HEADER, row)
     data, _, _ = make_features(BENCH_SHAPES["imagenet"], "clean")
     runs: dict[str, list[float]] = {"all": [], "one": []}
-    with mock.patch.object(blas, "cpu_backend", lambda setting=None: "numpy"):
+    numpy_backend = mock.patch.object(blas, "cpu_backend", lambda setting=None: "numpy")
+    with numpy_backend:
         for _ in range(2):  # alternated; the faster of two fits each
             for mode, times in runs.items():
                 same = mock.patch.object(blas, "torch_threads", _unchanged) if mode == "all" else contextlib.nullcontext()
@@ -105,7 +105,7 @@ def main() -> None:
     print(dict(zip(HEADER, row)), flush=True)
     append_row(OUT, HEADER, row)
     steps: dict[str, list[float]] = {"exact": [], "cpu": []}
-    with mock.patch.object(blas, "cpu_backend", lambda setting=None: "numpy"):
+    with numpy_backend:
         for _ in range(2):  # alternated; the faster of two fits each
             for mode, times in steps.items():
                 exact = (mock.patch.object(clip_adapter_cpu, "enabled", lambda *a, **k: False) if mode == "exact"

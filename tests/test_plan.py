@@ -156,3 +156,8 @@ def test_cost_figure_and_shape_table():
     assert t.set_index("method").loc["Tip-X", "bound (min)"] == 5.0  # the probe's bound for the four slow ones
     html = plots.book_table(t).to_html()
     assert "2.0" in html and "<th class=\"blank" not in html  # no index column
+    numeric = plots.book_table(pd.DataFrame({"method": ["GDA"], "fit (s)": [1.0], "runs": [3]}))
+    numeric._compute()  # the cell styles, by (row, column)
+    assert numeric.ctx[(0, 1)] == numeric.ctx[(0, 2)] == [("white-space", "nowrap"), ("text-align", "right"),
+                                                           ("padding-left", "0.75em")]
+    assert (0, 0) not in numeric.ctx  # text wraps as before

@@ -20,10 +20,14 @@ def method_label(name: str) -> str:
 
 def book_table(df: pd.DataFrame, digits: "dict[str, int] | int" = 1) -> Any:
     """A table as the book shows it: no index column, floats to ``digits`` places (one number, or per column;
-    default 1) with thousands separators, ``—`` for missing values."""
+    default 1) with thousands separators, ``—`` for missing values; numeric columns right-aligned on one line,
+    with a gap before them so that neighbouring numbers never run together."""
     places = (lambda c: digits.get(c, 1)) if isinstance(digits, dict) else (lambda c: digits)
     fmt = {c: f"{{:,.{places(c)}f}}" for c in df.columns if pd.api.types.is_float_dtype(df[c])}
-    return df.style.hide(axis="index").format(fmt, na_rep="—")
+    numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
+    sty = df.style.hide(axis="index").format(fmt, na_rep="—")
+    return sty.set_properties(subset=numeric, **{"white-space": "nowrap", "text-align": "right",
+                                                 "padding-left": "0.75em"}) if numeric else sty
 
 
 def number_of(cell: Any) -> float:

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from tipkit.core import blas
-from tipkit.methods import clip_adapter_cpu
 from tipkit.errors import TipkitError
+from tipkit.methods import clip_adapter_cpu
 from tipkit.methods.base import FewShotData, Method, dassl_lr, epoch_batches, register, require_positive, val_accuracy
 
 log = logging.getLogger(__name__)

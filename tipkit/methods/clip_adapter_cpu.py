@@ -33,9 +33,10 @@ _EPS = 1e-12  # the norm's clamp, as tipkit.core.cache.l2_normalize
 
 
 def enabled(batch: int, dim: int, classes: int, device: "str | torch.device") -> bool:
-    """Whether a fit with this batch, feature width and class count on ``device`` trains with :class:`CpuStep`."""
+    """Whether a fit with this batch, feature width and class count on ``device`` trains with :class:`CpuStep`
+    (a PyTorch without the fused SGD kernel keeps the exact step)."""
     return (torch.device(device).type == "cpu" and 2 * batch * dim * classes >= MIN_FLOPS
-            and blas.cpu_backend() == "numpy")
+            and blas.cpu_backend() == "numpy" and hasattr(torch, "_fused_sgd_"))
 
 
 class CpuStep:
@@ -141,15 +142,7 @@ class CpuStep:
         """SGD with momentum (no dampening, no Nesterov) and weight decay, one fused pass per weight."""
         with torch.no_grad():
             params = [p.detach() for p in self.params]
-            if hasattr(torch, "_fused_sgd_"):
-                torch._fused_sgd_(params, self.grads, self.bufs, weight_decay=self.weight_decay,
-                                  momentum=self.momentum, lr=float(lr), dampening=0.0, nesterov=False,
-                                  maximize=False, is_first_step=self.first)
-            else:  # a PyTorch without the fused kernel: SGD's own passes
-                for i, (param, grad) in enumerate(zip(params, self.grads)):
-                    if self.weight_decay:
-                        grad.add_(param, alpha=self.weight_decay)
-                    if self.bufs:
-                        grad = self.bufs[i].copy_(grad) if self.first else self.bufs[i].mul_(self.momentum).add_(grad)
-                    param.add_(grad, alpha=-float(lr))
+            torch._fused_sgd_(params, self.grads, self.bufs, weight_decay=self.weight_decay, momentum=self.momentum,
+                              lr=float(lr), dampening=0.0, nesterov=False, maximize=False,
+                              is_first_step=self.first)
         self.first = False
